@@ -1,0 +1,190 @@
+//! The CRM answer cache in front of every adapter (moka): found answers live `ttl`, "not found"
+//! answers the shorter `not_found_ttl`, the size is bounded, and concurrent lookups of one key
+//! share a single CRM call. Errors are never cached.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use moka::future::Cache;
+use moka::Expiry;
+
+use super::{CrmAdapter, CrmError, CrmRecord, CustomerKey};
+use crate::config::{CacheSettings, KeyKind};
+use crate::metrics;
+
+type Answer = Option<Arc<CrmRecord>>;
+
+struct ByOutcome {
+    found: Duration,
+    not_found: Duration,
+}
+
+impl Expiry<String, Answer> for ByOutcome {
+    fn expire_after_create(&self, _: &String, answer: &Answer, _: Instant) -> Option<Duration> {
+        Some(if answer.is_some() {
+            self.found
+        } else {
+            self.not_found
+        })
+    }
+}
+
+/// What a lookup over several keys produced.
+#[derive(Debug, Clone)]
+pub struct LookupResult {
+    pub record: Option<Arc<CrmRecord>>,
+    /// The kind of key that found the customer.
+    pub matched: Option<KeyKind>,
+}
+
+#[derive(Clone)]
+pub struct CachedCrm {
+    adapter: Arc<dyn CrmAdapter>,
+    cache: Cache<String, Answer>,
+    key_order: Vec<KeyKind>,
+}
+
+impl CachedCrm {
+    pub fn new(
+        adapter: Arc<dyn CrmAdapter>,
+        settings: &CacheSettings,
+        key_order: Vec<KeyKind>,
+    ) -> Self {
+        let cache = Cache::builder()
+            .max_capacity(settings.max_entries)
+            .expire_after(ByOutcome {
+                found: Duration::from_secs(settings.ttl_secs),
+                not_found: Duration::from_secs(settings.not_found_ttl_secs),
+            })
+            .build();
+        Self {
+            adapter,
+            cache,
+            key_order,
+        }
+    }
+
+    pub fn adapter_name(&self) -> &'static str {
+        self.adapter.name()
+    }
+
+    pub async fn ready(&self) -> Result<(), CrmError> {
+        self.adapter.ready().await
+    }
+
+    /// Tries `keys` in the configured key order; the first key the CRM knows wins.
+    pub async fn lookup(&self, keys: &[CustomerKey]) -> Result<LookupResult, CrmError> {
+        for kind in &self.key_order {
+            for key in keys.iter().filter(|k| k.kind() == *kind) {
+                if let Some(record) = self.find(key).await? {
+                    return Ok(LookupResult {
+                        record: Some(record),
+                        matched: Some(*kind),
+                    });
+                }
+            }
+        }
+        Ok(LookupResult {
+            record: None,
+            matched: None,
+        })
+    }
+
+    async fn find(&self, key: &CustomerKey) -> Result<Answer, CrmError> {
+        let adapter = self.adapter.clone();
+        let owned = key.clone();
+        let entry = self
+            .cache
+            .entry(key.cache_key())
+            .or_try_insert_with(async move { adapter.find(&owned).await.map(|r| r.map(Arc::new)) })
+            .await
+            .map_err(|e: Arc<CrmError>| (*e).clone())?;
+        let result = if entry.is_fresh() { "miss" } else { "hit" };
+        ::metrics::counter!(metrics::CACHE_LOOKUPS, "result" => result).increment(1);
+        Ok(entry.into_value())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Counting {
+        calls: AtomicUsize,
+        delay: Duration,
+    }
+
+    #[async_trait::async_trait]
+    impl CrmAdapter for Counting {
+        fn name(&self) -> &'static str {
+            "counting"
+        }
+        async fn find(&self, key: &CustomerKey) -> Result<Option<CrmRecord>, CrmError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(self.delay).await;
+            Ok(match key {
+                CustomerKey::CustomerId(id) if id == "known" => {
+                    let mut r = CrmRecord::new();
+                    r.insert("id".into(), "known".into());
+                    Some(r)
+                }
+                _ => None,
+            })
+        }
+        async fn ready(&self) -> Result<(), CrmError> {
+            Ok(())
+        }
+    }
+
+    fn cached(delay: Duration) -> (CachedCrm, Arc<Counting>) {
+        let adapter = Arc::new(Counting {
+            calls: AtomicUsize::new(0),
+            delay,
+        });
+        let settings = CacheSettings {
+            ttl_secs: 300,
+            not_found_ttl_secs: 30,
+            max_entries: 100,
+        };
+        (
+            CachedCrm::new(
+                adapter.clone(),
+                &settings,
+                vec![KeyKind::CustomerId, KeyKind::Email],
+            ),
+            adapter,
+        )
+    }
+
+    #[tokio::test]
+    async fn concurrent_lookups_of_one_key_make_one_crm_call() {
+        let (crm, adapter) = cached(Duration::from_millis(50));
+        let keys = [CustomerKey::CustomerId("known".into())];
+        let results = futures::future::join_all((0..50).map(|_| crm.lookup(&keys))).await;
+        assert!(results.iter().all(|r| r.as_ref().unwrap().record.is_some()));
+        assert_eq!(adapter.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn keys_are_tried_in_the_configured_order_until_one_is_found() {
+        let (crm, adapter) = cached(Duration::ZERO);
+        let keys = [
+            CustomerKey::Email("nobody@example.com".into()),
+            CustomerKey::CustomerId("known".into()),
+        ];
+        let r = crm.lookup(&keys).await.unwrap();
+        assert_eq!(r.matched, Some(KeyKind::CustomerId));
+        // The customer id came first in the order and hit, so the email was never asked.
+        assert_eq!(adapter.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_miss_is_cached_too() {
+        let (crm, adapter) = cached(Duration::ZERO);
+        let keys = [CustomerKey::CustomerId("unknown".into())];
+        assert!(crm.lookup(&keys).await.unwrap().record.is_none());
+        assert!(crm.lookup(&keys).await.unwrap().record.is_none());
+        assert_eq!(adapter.calls.load(Ordering::SeqCst), 1);
+    }
+}

@@ -1,0 +1,304 @@
+//! The Genesys Cloud client: read a conversation, write participant attributes.
+//!
+//! Every call has a timeout; 429s wait for `Retry-After`; 5xx, timeouts and connection errors
+//! back off exponentially with jitter; a 401 drops the token and retries once with a new one;
+//! any other 4xx fails at once and carries Genesys's `code`, `message` and `contextId`.
+
+pub mod model;
+pub mod token;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::{Method, StatusCode};
+use secrecy::SecretString;
+
+use crate::domain::{ConversationId, ParticipantId};
+use crate::metrics;
+use crate::retry::{RetryPolicy, Retryable};
+use model::{AttributesPatch, Conversation, ErrorBody};
+use token::TokenProvider;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GenesysError {
+    /// Genesys answered with an error status and (usually) an `ErrorBody`.
+    #[error("Genesys answered {status} {code}: {message} (contextId {context_id})")]
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+        context_id: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("Genesys did not answer in time")]
+    Timeout,
+    #[error("could not reach Genesys: {0}")]
+    Connect(String),
+    #[error("unexpected response from Genesys: {0}")]
+    InvalidResponse(String),
+}
+
+impl GenesysError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            GenesysError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(404)
+    }
+
+    pub(crate) fn from_transport(e: &reqwest::Error) -> Self {
+        if e.is_timeout() {
+            GenesysError::Timeout
+        } else if e.is_connect() || e.is_request() {
+            // Strip the URL: it can carry ids, and the error is logged.
+            GenesysError::Connect(e.without_url_ref().to_string())
+        } else {
+            GenesysError::InvalidResponse(e.without_url_ref().to_string())
+        }
+    }
+
+    pub(crate) async fn from_response(response: reqwest::Response) -> Self {
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let header_context = response
+            .headers()
+            .get("inin-correlation-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body: ErrorBody = response.json().await.unwrap_or_default();
+        GenesysError::Api {
+            status,
+            code: if body.code.is_empty() {
+                "unknown".to_owned()
+            } else {
+                body.code
+            },
+            message: body.message,
+            context_id: if body.context_id.is_empty() {
+                header_context.unwrap_or_default()
+            } else {
+                body.context_id
+            },
+            retry_after,
+        }
+    }
+}
+
+trait WithoutUrl {
+    fn without_url_ref(&self) -> String;
+}
+
+impl WithoutUrl for reqwest::Error {
+    fn without_url_ref(&self) -> String {
+        let mut text = self.to_string();
+        if let Some(url) = self.url() {
+            text = text.replace(url.as_str(), "<genesys>");
+        }
+        text
+    }
+}
+
+impl Retryable for GenesysError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            GenesysError::Api { status, .. } => matches!(*status, 408 | 429 | 500..=599),
+            GenesysError::Timeout | GenesysError::Connect(_) => true,
+            GenesysError::InvalidResponse(_) => false,
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            GenesysError::Api { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// Connection details for [`GenesysClient::new`].
+pub struct GenesysConfig {
+    pub api_base: url::Url,
+    pub login_base: url::Url,
+    pub client_id: String,
+    pub client_secret: SecretString,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub token_refresh_margin: Duration,
+    pub retry: RetryPolicy,
+}
+
+#[derive(Clone)]
+pub struct GenesysClient {
+    http: reqwest::Client,
+    api_base: url::Url,
+    tokens: TokenProvider,
+    retry: RetryPolicy,
+}
+
+impl GenesysClient {
+    pub fn new(config: GenesysConfig) -> Result<Self, GenesysError> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.connect_timeout)
+            .user_agent(concat!("attrsync/", env!("CARGO_PKG_VERSION")))
+            .pool_idle_timeout(Duration::from_secs(50))
+            .build()
+            .map_err(|e| GenesysError::InvalidResponse(format!("HTTP client: {e}")))?;
+        let tokens = TokenProvider::new(
+            http.clone(),
+            &config.login_base,
+            config.client_id,
+            config.client_secret,
+            config.token_refresh_margin,
+        )?;
+        Ok(Self {
+            http,
+            api_base: config.api_base,
+            tokens,
+            retry: config.retry,
+        })
+    }
+
+    /// Proves a token can be obtained (cached or fresh): the readiness check.
+    pub async fn check_token(&self) -> Result<(), GenesysError> {
+        self.tokens.token().await.map(|_| ())
+    }
+
+    /// `GET /api/v2/conversations/{conversationId}`.
+    pub async fn get_conversation(
+        &self,
+        id: &ConversationId,
+    ) -> Result<Conversation, GenesysError> {
+        let path = format!("api/v2/conversations/{}", id.as_str());
+        let response = self
+            .send("get_conversation", Method::GET, &path, None)
+            .await?;
+        response
+            .json::<Conversation>()
+            .await
+            .map_err(|e| GenesysError::InvalidResponse(format!("conversation body: {e}")))
+    }
+
+    /// `PATCH /api/v2/conversations/{id}/participants/{pid}/attributes` with only the given keys.
+    pub async fn patch_participant_attributes(
+        &self,
+        conversation: &ConversationId,
+        participant: &ParticipantId,
+        attributes: &BTreeMap<String, String>,
+    ) -> Result<(), GenesysError> {
+        let path = format!(
+            "api/v2/conversations/{}/participants/{}/attributes",
+            conversation.as_str(),
+            participant.as_str()
+        );
+        let body = serde_json::to_vec(&AttributesPatch { attributes })
+            .map_err(|e| GenesysError::InvalidResponse(format!("patch body: {e}")))?;
+        // Any 2xx is success: 202 with no body is documented.
+        self.send("patch_attributes", Method::PATCH, &path, Some(body))
+            .await
+            .map(|_| ())
+    }
+
+    /// One logical call: retries per the policy, with one extra attempt after a 401.
+    async fn send(
+        &self,
+        op: &'static str,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<reqwest::Response, GenesysError> {
+        let url = self
+            .api_base
+            .join(path)
+            .map_err(|e| GenesysError::InvalidResponse(format!("bad URL: {e}")))?;
+        self.retry
+            .run(
+                || self.attempt_with_fresh_token_on_401(op, method.clone(), url.clone(), body.clone()),
+                |e, wait| {
+                    metrics::upstream_retry("genesys", op);
+                    tracing::warn!(operation = op, error = %e, wait_ms = wait.as_millis() as u64, "retrying Genesys call");
+                },
+            )
+            .await
+    }
+
+    async fn attempt_with_fresh_token_on_401(
+        &self,
+        op: &'static str,
+        method: Method,
+        url: url::Url,
+        body: Option<Vec<u8>>,
+    ) -> Result<reqwest::Response, GenesysError> {
+        let token = self.tokens.token().await?;
+        match self
+            .attempt(
+                op,
+                method.clone(),
+                url.clone(),
+                body.clone(),
+                token.header_value(),
+            )
+            .await
+        {
+            Err(GenesysError::Api { status: 401, .. }) => {
+                tracing::info!(
+                    operation = op,
+                    "Genesys rejected the token; fetching a new one"
+                );
+                self.tokens.invalidate(&token).await;
+                let token = self.tokens.token().await?;
+                self.attempt(op, method, url, body, token.header_value())
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    async fn attempt(
+        &self,
+        op: &'static str,
+        method: Method,
+        url: url::Url,
+        body: Option<Vec<u8>>,
+        authorization: &str,
+    ) -> Result<reqwest::Response, GenesysError> {
+        let mut request = self.http.request(method, url);
+        if let Ok(value) = HeaderValue::from_str(authorization) {
+            request = request.header(AUTHORIZATION, value);
+        }
+        if let Some(body) = body {
+            request = request
+                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                .body(body);
+        }
+        let started = tokio::time::Instant::now();
+        match request.send().await {
+            Err(e) => {
+                metrics::upstream_call("genesys", op, None, started.elapsed());
+                Err(GenesysError::from_transport(&e))
+            }
+            Ok(response) => {
+                let status = response.status();
+                metrics::upstream_call("genesys", op, Some(status.as_u16()), started.elapsed());
+                if status.is_success() {
+                    Ok(response)
+                } else {
+                    if status == StatusCode::TOO_MANY_REQUESTS {
+                        tracing::warn!(operation = op, "Genesys rate limit reached (429)");
+                    }
+                    Err(GenesysError::from_response(response).await)
+                }
+            }
+        }
+    }
+}

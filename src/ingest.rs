@@ -1,0 +1,613 @@
+//! Turning what senders POST into validated work: the three Genesys event envelopes
+//! (EventBridge, notification, bare event body), the CTI middleware event and the data-action
+//! lookup request. Pure functions; the HTTP handlers in `routes` only call them.
+
+use std::collections::BTreeMap;
+
+use phonenumber::country;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::domain::{non_blank, ConversationId, CustomerKeys, IdError, ParticipantId};
+use crate::phone::CallerNumber;
+
+/// Limits on what a CTI event may ask attrsync to write; Genesys documents 256-character values
+/// and bot flows cap participant data at 50 attributes.
+pub const MAX_EXTRA_ATTRIBUTES: usize = 50;
+pub const MAX_ATTRIBUTE_KEY_CHARS: usize = 128;
+pub const MAX_ATTRIBUTE_VALUE_CHARS: usize = 256;
+const MAX_EVENT_ID_CHARS: usize = 128;
+
+/// Input that is well-formed JSON but not an acceptable event; names the field at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct InvalidField {
+    pub field: String,
+    pub reason: String,
+}
+
+fn invalid(field: &str, reason: impl Into<String>) -> InvalidField {
+    InvalidField {
+        field: field.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+fn id_error(field: &str, e: IdError) -> InvalidField {
+    invalid(field, e.to_string())
+}
+
+/// The fields of a conversation event that attrsync uses, from whichever envelope carried it.
+#[derive(Debug, Clone)]
+pub struct ConversationEvent {
+    pub event_id: String,
+    pub conversation_id: ConversationId,
+    pub participant_id: Option<ParticipantId>,
+    pub keys: CustomerKeys,
+    pub media_type: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum GenesysEvent {
+    /// A `v2.detail.events.conversation.{id}.customer.start` event: to be processed.
+    CustomerStart(Box<ConversationEvent>),
+    /// Any other topic (customer.end, heartbeats, ...): acknowledged and counted only.
+    Ignored { topic: String },
+}
+
+const START_PREFIX: &str = "v2.detail.events.conversation.";
+const START_SUFFIX: &str = ".customer.start";
+
+fn is_customer_start(topic: &str) -> bool {
+    topic.starts_with(START_PREFIX) && topic.ends_with(START_SUFFIX)
+}
+
+/// Accepts an AWS EventBridge event (`detail.eventBody`), a notification (`topicName` +
+/// `eventBody`), or a bare event body (assumed to be `customer.start`).
+pub fn parse_genesys_event(
+    value: &Value,
+    region: country::Id,
+) -> Result<GenesysEvent, InvalidField> {
+    let Value::Object(top) = value else {
+        return Err(invalid("$", "expected a JSON object"));
+    };
+    let (topic, body, body_path, envelope_id) = if let Some(detail) = top.get("detail") {
+        let Value::Object(detail) = detail else {
+            return Err(invalid("detail", "expected an object"));
+        };
+        let topic = detail
+            .get("topicName")
+            .and_then(Value::as_str)
+            .or_else(|| top.get("detail-type").and_then(Value::as_str))
+            .ok_or_else(|| invalid("detail.topicName", "is required"))?;
+        let body = detail
+            .get("eventBody")
+            .ok_or_else(|| invalid("detail.eventBody", "is required"))?;
+        let id = top.get("id").and_then(Value::as_str).map(str::to_owned);
+        (topic.to_owned(), body, "detail.eventBody", id)
+    } else if let Some(topic) = top.get("topicName") {
+        let topic = topic
+            .as_str()
+            .ok_or_else(|| invalid("topicName", "expected a string"))?;
+        if !is_customer_start(topic) {
+            // Heartbeats (`channel.metadata`) and other topics may have any body.
+            return Ok(GenesysEvent::Ignored {
+                topic: topic.to_owned(),
+            });
+        }
+        let body = top
+            .get("eventBody")
+            .ok_or_else(|| invalid("eventBody", "is required"))?;
+        let id = top
+            .get("metadata")
+            .and_then(|m| m.get("CorrelationId"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        (topic.to_owned(), body, "eventBody", id)
+    } else if top.contains_key("conversationId") {
+        (
+            format!("{START_PREFIX}{{id}}{START_SUFFIX}"),
+            value,
+            "",
+            None,
+        )
+    } else {
+        return Err(invalid(
+            "$",
+            "not a Genesys event: expected an EventBridge event (detail.eventBody), a notification (topicName, eventBody) or an event body (conversationId)",
+        ));
+    };
+    if !is_customer_start(&topic) {
+        return Ok(GenesysEvent::Ignored { topic });
+    }
+    let event = parse_event_body(body, body_path, region)?;
+    Ok(GenesysEvent::CustomerStart(Box::new(ConversationEvent {
+        event_id: envelope_id
+            .and_then(|id| non_blank(Some(&id)))
+            .unwrap_or_else(|| derived_event_id(&event)),
+        ..event
+    })))
+}
+
+fn derived_event_id(event: &ConversationEvent) -> String {
+    format!(
+        "{}:{}",
+        event.conversation_id,
+        event
+            .participant_id
+            .as_ref()
+            .map(ParticipantId::as_str)
+            .unwrap_or("-")
+    )
+}
+
+fn parse_event_body(
+    body: &Value,
+    path: &str,
+    region: country::Id,
+) -> Result<ConversationEvent, InvalidField> {
+    let field = |name: &str| {
+        if path.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{path}.{name}")
+        }
+    };
+    let Value::Object(body) = body else {
+        return Err(invalid(
+            if path.is_empty() { "$" } else { path },
+            "expected an object",
+        ));
+    };
+    let text = |name: &str| -> Result<Option<String>, InvalidField> {
+        match body.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(non_blank(Some(s))),
+            Some(_) => Err(invalid(&field(name), "expected a string")),
+        }
+    };
+    let conversation_id =
+        text("conversationId")?.ok_or_else(|| invalid(&field("conversationId"), "is required"))?;
+    let conversation_id = ConversationId::parse(&conversation_id)
+        .map_err(|e| id_error(&field("conversationId"), e))?;
+    let participant_id = text("participantId")?
+        .map(|p| ParticipantId::parse(&p).map_err(|e| id_error(&field("participantId"), e)))
+        .transpose()?;
+
+    let mut keys = CustomerKeys {
+        external_contact_id: text("externalContactId")?,
+        ..CustomerKeys::default()
+    };
+    let ani = text("ani")?;
+    let address_from = text("addressFrom")?;
+    let callback_number = match body.get("callbackNumbers") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .find_map(|v| v.as_str().and_then(|s| non_blank(Some(s)))),
+        _ => None,
+    };
+    // Voice calls carry the ANI; messages and emails the customer's address in addressFrom;
+    // callbacks the numbers to call back.
+    for candidate in [ani, address_from, callback_number].into_iter().flatten() {
+        if candidate.contains('@')
+            && !candidate.starts_with("sip:")
+            && !candidate.starts_with("sips:")
+        {
+            keys.email.get_or_insert(candidate);
+        } else if keys.phone.is_none() {
+            keys.phone = CallerNumber::parse(&candidate, region);
+        }
+    }
+    Ok(ConversationEvent {
+        event_id: String::new(),
+        conversation_id,
+        participant_id,
+        keys,
+        media_type: text("mediaType")?,
+    })
+}
+
+/// The event CTI middleware POSTs to `/v1/events/cti`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CtiEvent {
+    /// The middleware's unique id for this event (retries must reuse it).
+    pub event_id: String,
+    pub conversation_id: String,
+    #[serde(default)]
+    pub participant_id: Option<String>,
+    /// The caller's number in any notation (`tel:+1...`, `(317) 555-0125`, ...).
+    #[serde(default)]
+    pub caller_number: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub customer_id: Option<String>,
+    #[serde(default)]
+    pub external_contact_id: Option<String>,
+    /// Attributes to write as they are, besides what the CRM gives.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// A validated CTI event.
+#[derive(Debug, Clone)]
+pub struct ValidCtiEvent {
+    pub event: ConversationEvent,
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl CtiEvent {
+    pub fn validate(self, region: country::Id) -> Result<ValidCtiEvent, InvalidField> {
+        let event_id =
+            non_blank(Some(&self.event_id)).ok_or_else(|| invalid("eventId", "is required"))?;
+        if event_id.chars().count() > MAX_EVENT_ID_CHARS {
+            return Err(invalid(
+                "eventId",
+                format!("is longer than {MAX_EVENT_ID_CHARS} characters"),
+            ));
+        }
+        let conversation_id = ConversationId::parse(&self.conversation_id)
+            .map_err(|e| id_error("conversationId", e))?;
+        let participant_id = non_blank(self.participant_id.as_deref())
+            .map(|p| ParticipantId::parse(&p).map_err(|e| id_error("participantId", e)))
+            .transpose()?;
+        let keys = customer_keys(
+            self.caller_number.as_deref(),
+            "callerNumber",
+            self.email.as_deref(),
+            self.customer_id.as_deref(),
+            self.external_contact_id.as_deref(),
+            region,
+        )?;
+        validate_attributes(&self.attributes)?;
+        Ok(ValidCtiEvent {
+            event: ConversationEvent {
+                event_id,
+                conversation_id,
+                participant_id,
+                keys,
+                media_type: None,
+            },
+            attributes: self.attributes,
+        })
+    }
+}
+
+fn validate_attributes(attributes: &BTreeMap<String, String>) -> Result<(), InvalidField> {
+    if attributes.len() > MAX_EXTRA_ATTRIBUTES {
+        return Err(invalid(
+            "attributes",
+            format!("at most {MAX_EXTRA_ATTRIBUTES} attributes"),
+        ));
+    }
+    for (key, value) in attributes {
+        let field = format!("attributes.{}", key.chars().take(40).collect::<String>());
+        if key.trim().is_empty() || key.chars().count() > MAX_ATTRIBUTE_KEY_CHARS {
+            return Err(invalid(
+                &field,
+                format!("a key has 1 to {MAX_ATTRIBUTE_KEY_CHARS} characters"),
+            ));
+        }
+        if key.chars().any(char::is_control)
+            || value
+                .chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\t')
+        {
+            return Err(invalid(&field, "control characters are not allowed"));
+        }
+        if value.chars().count() > MAX_ATTRIBUTE_VALUE_CHARS {
+            return Err(invalid(
+                &field,
+                format!("a value has at most {MAX_ATTRIBUTE_VALUE_CHARS} characters"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn customer_keys(
+    phone: Option<&str>,
+    phone_field: &str,
+    email: Option<&str>,
+    customer_id: Option<&str>,
+    external_contact_id: Option<&str>,
+    region: country::Id,
+) -> Result<CustomerKeys, InvalidField> {
+    let phone = non_blank(phone)
+        .map(|p| {
+            CallerNumber::parse(&p, region)
+                .ok_or_else(|| invalid(phone_field, "contains no phone number"))
+        })
+        .transpose()?;
+    let email = non_blank(email);
+    if let Some(e) = &email {
+        if !e.contains('@') || e.len() > 254 {
+            return Err(invalid("email", "is not an email address"));
+        }
+    }
+    let bounded = |v: Option<&str>, field: &str| -> Result<Option<String>, InvalidField> {
+        match non_blank(v) {
+            Some(s) if s.chars().count() > 128 => {
+                Err(invalid(field, "is longer than 128 characters"))
+            }
+            other => Ok(other),
+        }
+    };
+    Ok(CustomerKeys {
+        customer_id: bounded(customer_id, "customerId")?,
+        external_contact_id: bounded(external_contact_id, "externalContactId")?,
+        phone,
+        email,
+    })
+}
+
+/// What an Architect data action sends to `/v1/lookup`. Every input is a string, and an unset
+/// input arrives as an empty string.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LookupRequest {
+    #[serde(default)]
+    pub conversation_id: Option<String>,
+    #[serde(default)]
+    pub participant_id: Option<String>,
+    #[serde(default)]
+    pub ani: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub customer_id: Option<String>,
+    #[serde(default)]
+    pub external_contact_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ValidLookup {
+    pub conversation_id: Option<ConversationId>,
+    pub participant_id: Option<ParticipantId>,
+    pub keys: CustomerKeys,
+}
+
+impl LookupRequest {
+    pub fn validate(self, region: country::Id) -> Result<ValidLookup, InvalidField> {
+        let conversation_id = non_blank(self.conversation_id.as_deref())
+            .map(|c| ConversationId::parse(&c).map_err(|e| id_error("conversationId", e)))
+            .transpose()?;
+        let participant_id = non_blank(self.participant_id.as_deref())
+            .map(|p| ParticipantId::parse(&p).map_err(|e| id_error("participantId", e)))
+            .transpose()?;
+        if participant_id.is_some() && conversation_id.is_none() {
+            return Err(invalid(
+                "conversationId",
+                "is required when participantId is given",
+            ));
+        }
+        let keys = customer_keys(
+            self.ani.as_deref(),
+            "ani",
+            self.email.as_deref(),
+            self.customer_id.as_deref(),
+            self.external_contact_id.as_deref(),
+            region,
+        )?;
+        if keys.is_empty() && conversation_id.is_none() {
+            return Err(invalid(
+                "ani",
+                "give at least one of ani, email, customerId, externalContactId or conversationId",
+            ));
+        }
+        Ok(ValidLookup {
+            conversation_id,
+            participant_id,
+            keys,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const US: country::Id = country::Id::US;
+
+    fn fixture(name: &str) -> Value {
+        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    fn start(value: &Value) -> ConversationEvent {
+        match parse_genesys_event(value, US).unwrap() {
+            GenesysEvent::CustomerStart(e) => *e,
+            other => panic!("expected customer.start, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_official_eventbridge_customer_start_sample_is_a_start_event() {
+        let e = start(&fixture("eventbridge-customer-start.json"));
+        assert_eq!(e.event_id, "adbcfa5b-0116-4baa-b66b-a3f5902e95bf");
+        assert_eq!(
+            e.conversation_id.as_str(),
+            "2f7bf00a-0fc2-4d6a-9b56-92238191433e"
+        );
+        assert_eq!(
+            e.participant_id.unwrap().as_str(),
+            "9fb2ca78-8389-4758-b76a-9b0300de1fce"
+        );
+        assert_eq!(e.keys.external_contact_id.as_deref(), Some("uwu"));
+        assert_eq!(e.media_type.as_deref(), Some("CHAT"));
+    }
+
+    #[test]
+    fn the_official_customer_end_sample_is_ignored() {
+        match parse_genesys_event(&fixture("eventbridge-customer-end.json"), US).unwrap() {
+            GenesysEvent::Ignored { topic } => assert!(topic.ends_with(".customer.end")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_notification_envelope_carries_topic_and_body() {
+        let mut body = fixture("eventbridge-customer-start.json")["detail"].clone();
+        body["eventBody"]["ani"] = json!("tel:+13175550125");
+        body["eventBody"]["mediaType"] = json!("VOICE");
+        let e = start(&body);
+        assert_eq!(e.event_id, "fe8a8579-b83f-4f07-b371-2b39398f91a8");
+        assert_eq!(
+            e.keys.phone.unwrap().e164().as_deref(),
+            Some("+13175550125")
+        );
+    }
+
+    #[test]
+    fn a_bare_event_body_is_taken_as_customer_start() {
+        let e = start(&json!({
+            "conversationId": "c-1", "participantId": "p-1", "ani": "sip:+13175550125@10.0.0.1;user=phone"
+        }));
+        assert_eq!(e.event_id, "c-1:p-1");
+        assert_eq!(
+            e.keys.phone.unwrap().e164().as_deref(),
+            Some("+13175550125")
+        );
+    }
+
+    #[test]
+    fn heartbeats_and_other_topics_are_ignored_whatever_their_body() {
+        for v in [
+            json!({"topicName": "channel.metadata", "eventBody": {"message": "WebSocket Heartbeat"}}),
+            json!({"topicName": "v2.detail.events.conversation.c1.acd.start", "eventBody": 5}),
+        ] {
+            assert!(matches!(
+                parse_genesys_event(&v, US).unwrap(),
+                GenesysEvent::Ignored { .. }
+            ));
+        }
+    }
+
+    #[test]
+    fn message_and_email_events_use_address_from_as_the_customer_key() {
+        let e = start(
+            &json!({"conversationId": "c1", "mediaType": "EMAIL", "addressFrom": "ada@example.com"}),
+        );
+        assert_eq!(e.keys.email.as_deref(), Some("ada@example.com"));
+        let e = start(
+            &json!({"conversationId": "c1", "mediaType": "MESSAGE", "addressFrom": "+13175550125"}),
+        );
+        assert!(e.keys.phone.is_some());
+        let e = start(
+            &json!({"conversationId": "c1", "mediaType": "CALLBACK", "callbackNumbers": ["", "3175550125"]}),
+        );
+        assert_eq!(
+            e.keys.phone.unwrap().e164().as_deref(),
+            Some("+13175550125")
+        );
+    }
+
+    #[test]
+    fn a_start_event_without_conversation_id_names_the_field() {
+        let mut v = fixture("eventbridge-customer-start.json");
+        v["detail"]["eventBody"]
+            .as_object_mut()
+            .unwrap()
+            .remove("conversationId");
+        let err = parse_genesys_event(&v, US).unwrap_err();
+        assert_eq!(err.field, "detail.eventBody.conversationId");
+    }
+
+    #[test]
+    fn an_id_that_could_inject_a_path_is_refused() {
+        let err =
+            parse_genesys_event(&json!({"conversationId": "../../users/me"}), US).unwrap_err();
+        assert_eq!(err.field, "conversationId");
+        let err = parse_genesys_event(&json!({"conversationId": "c1", "participantId": 7}), US)
+            .unwrap_err();
+        assert_eq!(err.field, "participantId");
+    }
+
+    #[test]
+    fn json_that_is_no_event_at_all_is_refused() {
+        assert!(parse_genesys_event(&json!([1, 2]), US).is_err());
+        assert!(parse_genesys_event(&json!({"hello": "world"}), US).is_err());
+        assert!(parse_genesys_event(&json!({"detail": "x"}), US).is_err());
+    }
+
+    fn cti(v: Value) -> Result<ValidCtiEvent, InvalidField> {
+        serde_json::from_value::<CtiEvent>(v).unwrap().validate(US)
+    }
+
+    #[test]
+    fn a_cti_event_is_validated_field_by_field() {
+        let ok = cti(json!({
+            "eventId": "e1", "conversationId": "c1", "callerNumber": "(317) 555-0125",
+            "attributes": {"ivr.menu": "billing"}
+        }))
+        .unwrap();
+        assert_eq!(
+            ok.event.keys.phone.unwrap().e164().as_deref(),
+            Some("+13175550125")
+        );
+        assert_eq!(ok.attributes["ivr.menu"], "billing");
+
+        assert_eq!(
+            cti(json!({"eventId": " ", "conversationId": "c1"}))
+                .unwrap_err()
+                .field,
+            "eventId"
+        );
+        assert_eq!(
+            cti(json!({"eventId": "e", "conversationId": "c1", "callerNumber": "anonymous"}))
+                .unwrap_err()
+                .field,
+            "callerNumber"
+        );
+        assert_eq!(
+            cti(json!({"eventId": "e", "conversationId": "c1", "email": "nope"}))
+                .unwrap_err()
+                .field,
+            "email"
+        );
+        let too_long = "x".repeat(257);
+        assert_eq!(
+            cti(json!({"eventId": "e", "conversationId": "c1", "attributes": {"k": too_long}}))
+                .unwrap_err()
+                .field,
+            "attributes.k"
+        );
+        let many: BTreeMap<String, String> =
+            (0..51).map(|i| (format!("k{i}"), "v".into())).collect();
+        assert_eq!(
+            cti(json!({"eventId": "e", "conversationId": "c1", "attributes": many}))
+                .unwrap_err()
+                .field,
+            "attributes"
+        );
+    }
+
+    #[test]
+    fn a_cti_event_with_an_unknown_field_or_non_string_attribute_does_not_parse() {
+        assert!(serde_json::from_value::<CtiEvent>(
+            json!({"eventId": "e", "conversationId": "c", "colour": "red"})
+        )
+        .is_err());
+        assert!(serde_json::from_value::<CtiEvent>(
+            json!({"eventId": "e", "conversationId": "c", "attributes": {"n": 1}})
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn a_lookup_treats_empty_inputs_as_absent_but_needs_something_to_look_up() {
+        let v: LookupRequest = serde_json::from_value(
+            json!({"conversationId": "", "ani": "tel:+13175550125", "email": ""}),
+        )
+        .unwrap();
+        let ok = v.validate(US).unwrap();
+        assert!(ok.conversation_id.is_none() && ok.keys.email.is_none() && ok.keys.phone.is_some());
+        let empty: LookupRequest = serde_json::from_value(json!({"ani": ""})).unwrap();
+        assert_eq!(empty.validate(US).unwrap_err().field, "ani");
+        let orphan: LookupRequest =
+            serde_json::from_value(json!({"participantId": "p1", "ani": "3175550125"})).unwrap();
+        assert_eq!(orphan.validate(US).unwrap_err().field, "conversationId");
+    }
+}

@@ -1,0 +1,520 @@
+//! Caller-number normalisation: turns whatever Genesys puts in the ANI
+//! (`tel:` / `sip:` URIs, formatted or bare digits) into one parsed number,
+//! and renders it in the notations CRMs store numbers in.
+//!
+//! Parsing and formatting use the `phonenumber` crate (a libphonenumber port).
+
+use std::fmt::{self, Write as _};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use phonenumber::metadata::DATABASE;
+use phonenumber::{country, Mode, PhoneNumber};
+
+/// Longest digit string handed to libphonenumber: a country code (3) plus the
+/// longest national number it accepts (17). Anything longer cannot be a phone
+/// number, and keeping the parser away from it limits exposure to parser bugs.
+const MAX_PARSE_DIGITS: usize = 20;
+
+/// How a number is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Notation {
+    /// `+13175550125`
+    E164,
+    /// `13175550125`
+    E164Digits,
+    /// `(317) 555-0125`: libphonenumber's national format.
+    National,
+    /// `3175550125`: the national format's digits, so a trunk prefix stays
+    /// (`02079460018` for London), the way people type numbers into a CRM.
+    NationalDigits,
+    /// `+1 317-555-0125`
+    International,
+    /// Exactly as received, trimmed.
+    Raw,
+}
+
+/// A caller number as received, cleaned and (when possible) parsed.
+///
+/// `Debug` is redacted (see [`crate::redact`]): caller numbers travel inside
+/// keys and events that get logged with `?`, and logs must not hold them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CallerNumber {
+    raw: String,
+    /// ASCII digits of the number, with a leading '+' if the input had one.
+    cleaned: String,
+    /// Only set when libphonenumber considers the number valid or at least of
+    /// a possible length: an unusable parse would make every notation wrong.
+    parsed: Option<PhoneNumber>,
+    extension: Option<String>,
+}
+
+impl CallerNumber {
+    /// Strips tel:/sip:/sips: schemes, a SIP host part (@...) and URI parameters (;user=phone, ;ext= is kept as an extension only if phonenumber handles it — otherwise drop), whitespace and punctuation; parses with `default_region` for numbers without a country code. Never panics on any input; returns None only when no digits at all remain.
+    ///
+    /// An `;ext=` parameter is kept apart (see [`CallerNumber::extension`]) and
+    /// never appears in a notation: CRM searches and cache keys are about the
+    /// line, and an extension would only make them miss.
+    pub fn parse(raw: &str, default_region: country::Id) -> Option<CallerNumber> {
+        let raw = raw.trim();
+        let (number_part, extension) = split_uri(raw);
+
+        let plus = number_part.trim_start().starts_with('+');
+        let digits: String = number_part.chars().filter(char::is_ascii_digit).collect();
+        if digits.is_empty() {
+            return None;
+        }
+        let cleaned = if plus {
+            format!("+{digits}")
+        } else {
+            digits.clone()
+        };
+
+        let parsed = if digits.len() <= MAX_PARSE_DIGITS {
+            parse_usable(&cleaned, default_region)
+        } else {
+            None
+        };
+
+        Some(CallerNumber {
+            raw: raw.to_owned(),
+            cleaned,
+            parsed,
+            extension,
+        })
+    }
+
+    pub fn raw(&self) -> &str {
+        &self.raw
+    }
+
+    /// The digits of an `;ext=` URI parameter, if the input had one.
+    pub fn extension(&self) -> Option<&str> {
+        self.extension.as_deref()
+    }
+
+    /// E.164 when libphonenumber could parse the number into a valid (or at least possible) number, else None.
+    pub fn e164(&self) -> Option<String> {
+        self.parsed
+            .as_ref()
+            .and_then(|number| format_number(number, Mode::E164))
+    }
+
+    /// The number in the given notation; falls back to the cleaned digits (with '+' if the input had one) when it cannot be parsed. Raw gives the trimmed original.
+    pub fn notation(&self, n: Notation) -> String {
+        if n == Notation::Raw {
+            return self.raw.clone();
+        }
+        self.formatted(n).unwrap_or_else(|| self.cleaned.clone())
+    }
+
+    /// The distinct notations, in the order given, duplicates removed (e.g. for trying several CRM searches).
+    pub fn notations(&self, which: &[Notation]) -> Vec<String> {
+        let mut out: Vec<String> = Vec::with_capacity(which.len());
+        for n in which {
+            let text = self.notation(*n);
+            if !out.contains(&text) {
+                out.push(text);
+            }
+        }
+        out
+    }
+
+    /// The key used for caching and deduplication: e164 if known, else the cleaned digits.
+    pub fn canonical(&self) -> String {
+        self.e164().unwrap_or_else(|| self.cleaned.clone())
+    }
+
+    fn formatted(&self, n: Notation) -> Option<String> {
+        let number = self.parsed.as_ref()?;
+        match n {
+            Notation::E164 => format_number(number, Mode::E164),
+            Notation::E164Digits => format_number(number, Mode::E164).map(|s| only_digits(&s)),
+            Notation::National => format_number(number, Mode::National),
+            Notation::NationalDigits => {
+                format_number(number, Mode::National).map(|s| only_digits(&s))
+            }
+            Notation::International => format_number(number, Mode::International),
+            Notation::Raw => Some(self.raw.clone()),
+        }
+    }
+}
+
+impl fmt::Debug for CallerNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("CallerNumber")
+            .field(&crate::redact::Redacted::phone(&self.canonical()))
+            .finish()
+    }
+}
+
+/// Parses a region given as ISO 3166 alpha-2 ("US", "gb", case-insensitive) into phonenumber's country Id, with a clear error naming the bad value.
+pub fn parse_region(s: &str) -> Result<country::Id, String> {
+    let code = s.trim().to_ascii_uppercase();
+    let invalid = || {
+        format!("invalid phone region {s:?}: expected an ISO 3166-1 alpha-2 country code such as \"US\" or \"GB\"")
+    };
+    if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(invalid());
+    }
+    code.parse::<country::Id>().map_err(|_| invalid())
+}
+
+/// Splits a `tel:`/`sip:` URI (or a bare number) into the part that holds the
+/// number and the extension parameter, if any.
+fn split_uri(raw: &str) -> (&str, Option<String>) {
+    // A SIP name-addr ("Jane" <sip:+1...@host>) carries the URI in brackets;
+    // the display name may contain digits that are not the number.
+    let mut rest = match (raw.find('<'), raw.rfind('>')) {
+        (Some(open), Some(close)) if open < close => &raw[open + 1..close],
+        _ => raw,
+    };
+    rest = rest.trim();
+    for scheme in ["tel:", "sips:", "sip:"] {
+        if let Some(head) = rest.get(..scheme.len()) {
+            if head.eq_ignore_ascii_case(scheme) {
+                rest = &rest[scheme.len()..];
+                break;
+            }
+        }
+    }
+    // The host of a SIP URI (often an IP address) is full of digits that
+    // must not leak into the number; headers (?...) likewise.
+    if let Some(at) = rest.find(['@', '?']) {
+        rest = &rest[..at];
+    }
+
+    let mut params = rest.split(';');
+    let number = params.next().unwrap_or_default();
+    let extension = params.find_map(|param| {
+        let (name, value) = param.split_once('=')?;
+        if !name.trim().eq_ignore_ascii_case("ext") {
+            return None;
+        }
+        let digits: String = value.chars().filter(char::is_ascii_digit).collect();
+        (!digits.is_empty()).then_some(digits)
+    });
+    (number, extension)
+}
+
+fn parse_usable(cleaned: &str, default_region: country::Id) -> Option<PhoneNumber> {
+    // The input is only '+' and ASCII digits by now, but the parser has had
+    // panics on odd input before; a bad ANI must cost one lookup, not a task.
+    let number = catch_unwind(|| phonenumber::parse(Some(default_region), cleaned))
+        .ok()?
+        .ok()?;
+    let usable = catch_unwind(AssertUnwindSafe(|| {
+        phonenumber::is_valid(&number) || is_possible_length(&number)
+    }))
+    .unwrap_or(false);
+    usable.then_some(number)
+}
+
+/// libphonenumber's "possible number" test (the length fits the country),
+/// which the crate does not expose: valid-number patterns lag behind number
+/// plan changes, while lengths rarely change.
+fn is_possible_length(number: &PhoneNumber) -> bool {
+    let length = number.national().to_string().len();
+    let Ok(length) = u16::try_from(length) else {
+        return false;
+    };
+    DATABASE
+        .by_code(&number.code().value())
+        .unwrap_or_default()
+        .iter()
+        .any(|meta| {
+            meta.descriptors()
+                .general()
+                .possible_length()
+                .contains(&length)
+        })
+}
+
+/// Formats without `to_string()`: the formatter reports an unknown country
+/// code as a `fmt::Error`, which `to_string()` would turn into a panic.
+fn format_number(number: &PhoneNumber, mode: Mode) -> Option<String> {
+    catch_unwind(AssertUnwindSafe(|| {
+        let mut out = String::new();
+        write!(out, "{}", number.format().mode(mode)).ok()?;
+        Some(out)
+    }))
+    .ok()
+    .flatten()
+}
+
+fn only_digits(s: &str) -> String {
+    s.chars().filter(char::is_ascii_digit).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn us(raw: &str) -> Option<CallerNumber> {
+        CallerNumber::parse(raw, country::Id::US)
+    }
+
+    #[test]
+    fn every_genesys_ani_form_normalises_to_the_same_e164() {
+        let forms = [
+            "tel:+13175550125",
+            "sip:+13175550125@10.0.0.1;user=phone",
+            "sips:+13175550125@sbc.example.com:5061;transport=tls",
+            "SIP:+13175550125@10.0.0.1",
+            "+1 (317) 555-0125",
+            "3175550125",
+            "(317) 555-0125",
+            "13175550125",
+            "  317.555.0125  ",
+            "tel:+1-317-555-0125;user=phone",
+            "\"Jane 2\" <sip:+13175550125@10.0.0.1>",
+        ];
+        for form in forms {
+            let number = us(form).unwrap_or_else(|| panic!("{form:?} gave None"));
+            assert_eq!(number.e164().as_deref(), Some("+13175550125"), "{form:?}");
+            assert_eq!(number.canonical(), "+13175550125", "{form:?}");
+        }
+    }
+
+    #[test]
+    fn a_uk_national_number_uses_the_default_region() {
+        let number = CallerNumber::parse("020 7946 0018", country::Id::GB).expect("digits");
+        assert_eq!(number.e164().as_deref(), Some("+442079460018"));
+        assert_eq!(number.notation(Notation::National), "020 7946 0018");
+        assert_eq!(number.notation(Notation::NationalDigits), "02079460018");
+        assert_eq!(number.notation(Notation::International), "+44 20 7946 0018");
+    }
+
+    #[test]
+    fn a_plus_44_number_stays_british_under_a_us_default_region() {
+        for form in [
+            "+44 20 7946 0018",
+            "tel:+442079460018",
+            "sip:+442079460018@host",
+        ] {
+            let number = us(form).expect("digits");
+            assert_eq!(number.e164().as_deref(), Some("+442079460018"), "{form:?}");
+        }
+    }
+
+    #[test]
+    fn a_us_number_renders_in_every_notation() {
+        let number = us("sip:+13175550125@10.0.0.1;user=phone").expect("digits");
+        let cases = [
+            (Notation::E164, "+13175550125"),
+            (Notation::E164Digits, "13175550125"),
+            (Notation::National, "(317) 555-0125"),
+            (Notation::NationalDigits, "3175550125"),
+            (Notation::International, "+1 317-555-0125"),
+            (Notation::Raw, "sip:+13175550125@10.0.0.1;user=phone"),
+        ];
+        for (notation, expected) in cases {
+            assert_eq!(number.notation(notation), expected, "{notation:?}");
+        }
+    }
+
+    #[test]
+    fn raw_is_the_trimmed_original() {
+        let number = us("  tel:+13175550125 \n").expect("digits");
+        assert_eq!(number.raw(), "tel:+13175550125");
+        assert_eq!(number.notation(Notation::Raw), "tel:+13175550125");
+    }
+
+    #[test]
+    fn notations_keeps_the_given_order_and_drops_duplicates() {
+        let number = us("3175550125").expect("digits");
+        let all = number.notations(&[
+            Notation::E164,
+            Notation::NationalDigits,
+            Notation::Raw,
+            Notation::National,
+            Notation::E164,
+        ]);
+        assert_eq!(all, vec!["+13175550125", "3175550125", "(317) 555-0125"]);
+    }
+
+    #[test]
+    fn inputs_without_any_digit_give_none() {
+        for garbage in [
+            "anonymous",
+            "",
+            "   ",
+            "tel:",
+            "sip:",
+            "sip:anonymous@anonymous.invalid",
+            "Restricted",
+            "+",
+            "()-",
+        ] {
+            assert_eq!(us(garbage), None, "{garbage:?}");
+        }
+    }
+
+    #[test]
+    fn digits_only_in_the_sip_host_do_not_make_a_number() {
+        assert_eq!(us("sip:anonymous@10.0.0.1;user=phone"), None);
+    }
+
+    #[test]
+    fn an_unparseable_number_falls_back_to_its_cleaned_digits() {
+        let number = us("tel:+999 123").expect("digits");
+        assert_eq!(number.e164(), None);
+        assert_eq!(number.canonical(), "+999123");
+        for notation in [
+            Notation::E164,
+            Notation::E164Digits,
+            Notation::National,
+            Notation::NationalDigits,
+            Notation::International,
+        ] {
+            assert_eq!(number.notation(notation), "+999123", "{notation:?}");
+        }
+        assert_eq!(number.notation(Notation::Raw), "tel:+999 123");
+    }
+
+    #[test]
+    fn a_short_internal_extension_is_kept_as_digits_without_a_plus() {
+        let number = us("sip:4021@pbx.local").expect("digits");
+        assert_eq!(number.e164(), None);
+        assert_eq!(number.canonical(), "4021");
+        assert_eq!(number.notation(Notation::E164), "4021");
+    }
+
+    #[test]
+    fn an_ext_parameter_is_kept_apart_from_the_number() {
+        let number = us("tel:+13175550125;ext=123").expect("digits");
+        assert_eq!(number.e164().as_deref(), Some("+13175550125"));
+        assert_eq!(number.extension(), Some("123"));
+        assert_eq!(number.notation(Notation::National), "(317) 555-0125");
+        assert_eq!(
+            us("tel:+13175550125").and_then(|n| n.extension().map(str::to_owned)),
+            None
+        );
+    }
+
+    #[test]
+    fn very_long_digit_strings_never_panic() {
+        for len in [15, 16, 17, 18, 19, 20, 21, 25, 40, 100, 10_000] {
+            let digits = "9".repeat(len);
+            let number = us(&digits).expect("digits");
+            assert!(!number.canonical().is_empty());
+            let number = us(&format!("+{digits}")).expect("digits");
+            let _ = number.notations(&[
+                Notation::E164,
+                Notation::E164Digits,
+                Notation::National,
+                Notation::NationalDigits,
+                Notation::International,
+            ]);
+        }
+    }
+
+    #[test]
+    fn unicode_and_odd_input_never_panics() {
+        let inputs = [
+            "📞 +1 317 555 0125",
+            "٣١٧٥٥٥٠١٢٥",
+            "３１７５５５０１２５",
+            "tel:+1\u{0}317",
+            "sip:@",
+            "<>",
+            "><sip:+1",
+            "tel:;ext=",
+            ";;;;@@@",
+            "+++++1",
+            "0000000000",
+            "00",
+            "\u{202e}5210555713",
+            "sip:+13175550125@[::1]:5060",
+            "é",
+        ];
+        for input in inputs {
+            if let Some(number) = us(input) {
+                let _ = number.canonical();
+                let _ = number.notations(&[
+                    Notation::E164,
+                    Notation::E164Digits,
+                    Notation::National,
+                    Notation::NationalDigits,
+                    Notation::International,
+                    Notation::Raw,
+                ]);
+            }
+        }
+    }
+
+    #[test]
+    fn every_prefix_of_a_number_in_every_region_parses_without_panicking() {
+        let regions = [
+            country::Id::US,
+            country::Id::GB,
+            country::Id::DE,
+            country::Id::IT,
+            country::Id::BR,
+            country::Id::IN,
+            country::Id::AU,
+        ];
+        let seeds = [
+            "+13175550125999",
+            "+442079460018999",
+            "00390612345678",
+            "011491234567890",
+        ];
+        for region in regions {
+            for seed in seeds {
+                for end in 1..=seed.len() {
+                    if let Some(number) = CallerNumber::parse(&seed[..end], region) {
+                        let _ = number.notations(&[
+                            Notation::E164,
+                            Notation::National,
+                            Notation::International,
+                        ]);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_whole_number() {
+        let number = us("tel:+13175550125").expect("digits");
+        let shown = format!("{number:?}");
+        assert!(shown.starts_with("CallerNumber("), "{shown}");
+        assert!(!shown.contains("3175550"), "{shown}");
+        assert!(!format!("{:?}", Some(number)).contains("3175550"));
+    }
+
+    #[test]
+    fn parse_region_accepts_any_case() {
+        assert_eq!(parse_region("us"), Ok(country::Id::US));
+        assert_eq!(parse_region("GB"), Ok(country::Id::GB));
+        assert_eq!(parse_region(" De "), Ok(country::Id::DE));
+    }
+
+    #[test]
+    fn parse_region_rejects_unknown_codes_and_names_the_value() {
+        for bad in ["XX", "", "USA", "1", "u", "ü1"] {
+            let err = parse_region(bad).expect_err(bad);
+            assert!(err.contains(&format!("{bad:?}")), "{err}");
+        }
+    }
+
+    #[test]
+    fn notation_uses_snake_case_in_config() {
+        let parsed: Vec<Notation> = serde_json::from_str(
+            r#"["e164","e164_digits","national","national_digits","international","raw"]"#,
+        )
+        .expect("valid notations");
+        assert_eq!(
+            parsed,
+            vec![
+                Notation::E164,
+                Notation::E164Digits,
+                Notation::National,
+                Notation::NationalDigits,
+                Notation::International,
+                Notation::Raw,
+            ]
+        );
+    }
+}

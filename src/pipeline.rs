@@ -1,0 +1,260 @@
+//! The use case: resolve the participant, find the customer in the CRM, plan the minimal patch,
+//! write it. Every ingest path ends here, through the queue's workers.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::future::Cache;
+use phonenumber::country;
+
+use crate::crm::cache::{CachedCrm, LookupResult};
+use crate::crm::{CrmError, CustomerKey};
+use crate::domain::{ConversationId, CustomerKeys, EnrichmentJob, ParticipantId};
+use crate::genesys::{GenesysClient, GenesysError};
+use crate::merge::{self, Attributes, MergePolicy};
+use crate::phone::CallerNumber;
+use crate::redact::Redacted;
+use crate::retry::Retryable;
+
+/// How an event ended; a metrics label, so the set is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Attributes were written and the CRM knew the caller.
+    Patched,
+    /// The CRM did not know the caller (the `found` attribute may still have been written).
+    CrmMiss,
+    /// Everything the patch would hold was already on the participant: no PATCH sent.
+    Unchanged,
+    /// Neither the event nor the participant gave anything to look the customer up by.
+    NoCustomerKey,
+    /// The conversation is over: attributes written now would not reach analytics.
+    ConversationEnded,
+    ConversationNotFound,
+    /// No participant matched the configured purposes (or the given participant id).
+    NoParticipant,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Patched => "patched",
+            Outcome::CrmMiss => "crm_miss",
+            Outcome::Unchanged => "unchanged",
+            Outcome::NoCustomerKey => "no_customer_key",
+            Outcome::ConversationEnded => "conversation_ended",
+            Outcome::ConversationNotFound => "conversation_not_found",
+            Outcome::NoParticipant => "no_participant",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Genesys(#[from] GenesysError),
+    #[error(transparent)]
+    Crm(#[from] CrmError),
+    #[error("Genesys returned a participant id attrsync cannot use")]
+    BadParticipantId,
+}
+
+impl Retryable for PipelineError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            PipelineError::Genesys(e) => e.is_retryable(),
+            PipelineError::Crm(e) => e.is_retryable(),
+            PipelineError::BadParticipantId => false,
+        }
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            PipelineError::Genesys(e) => e.retry_after(),
+            PipelineError::Crm(e) => e.retry_after(),
+            PipelineError::BadParticipantId => None,
+        }
+    }
+}
+
+pub struct Pipeline {
+    genesys: GenesysClient,
+    crm: CachedCrm,
+    policy: MergePolicy,
+    purposes: Vec<String>,
+    region: country::Id,
+    /// What attrsync last wrote per participant. With `crm_wins` the participant's attributes are
+    /// not read, so this is what makes a repeated event cost no PATCH.
+    written: Cache<(ConversationId, ParticipantId), Arc<Attributes>>,
+}
+
+impl Pipeline {
+    pub fn new(
+        genesys: GenesysClient,
+        crm: CachedCrm,
+        policy: MergePolicy,
+        purposes: Vec<String>,
+        region: country::Id,
+    ) -> Self {
+        Self {
+            genesys,
+            crm,
+            policy,
+            purposes,
+            region,
+            written: Cache::builder()
+                .max_capacity(100_000)
+                // Conversations that matter are live ones; an hour covers long calls.
+                .time_to_live(Duration::from_secs(3600))
+                .build(),
+        }
+    }
+
+    pub fn genesys(&self) -> &GenesysClient {
+        &self.genesys
+    }
+
+    pub fn crm(&self) -> &CachedCrm {
+        &self.crm
+    }
+
+    pub fn policy(&self) -> &MergePolicy {
+        &self.policy
+    }
+
+    /// Looks the customer up (cached), without touching Genesys: the synchronous lookup.
+    pub async fn lookup(&self, keys: &CustomerKeys) -> Result<LookupResult, CrmError> {
+        self.crm.lookup(&crm_keys(keys)).await
+    }
+
+    pub async fn process(&self, job: &EnrichmentJob) -> Result<Outcome, PipelineError> {
+        let mut keys = job.keys.clone();
+        let need_conversation = job.participant_id.is_none()
+            || self.policy.needs_current_attributes()
+            || keys.is_empty();
+
+        let (participant_id, current) = if need_conversation {
+            let conversation = match self.genesys.get_conversation(&job.conversation_id).await {
+                Err(e) if e.is_not_found() => return Ok(Outcome::ConversationNotFound),
+                other => other?,
+            };
+            if conversation.is_ended() {
+                return Ok(Outcome::ConversationEnded);
+            }
+            let participant = match &job.participant_id {
+                Some(id) => conversation.participant(id.as_str()),
+                None => conversation.pick_participant(&self.purposes),
+            };
+            let Some(participant) = participant else {
+                return Ok(Outcome::NoParticipant);
+            };
+            if keys.phone.is_none() {
+                keys.phone = participant
+                    .ani
+                    .as_deref()
+                    .or(participant.address.as_deref().filter(|a| {
+                        a.starts_with("tel:") || a.starts_with("sip:") || a.starts_with('+')
+                    }))
+                    .and_then(|n| CallerNumber::parse(n, self.region));
+            }
+            if keys.external_contact_id.is_none() {
+                keys.external_contact_id = participant.external_contact_id.clone();
+            }
+            let id = ParticipantId::parse(&participant.id)
+                .map_err(|_| PipelineError::BadParticipantId)?;
+            (id, participant.attributes.clone())
+        } else {
+            let id = job
+                .participant_id
+                .clone()
+                .ok_or(PipelineError::BadParticipantId)?;
+            let known = self
+                .written
+                .get(&(job.conversation_id.clone(), id.clone()))
+                .await
+                .map(|a| Attributes::clone(&a))
+                .unwrap_or_default();
+            (id, known)
+        };
+        tracing::Span::current().record("participant_id", participant_id.as_str());
+
+        if keys.is_empty() && job.extra_attributes.is_empty() {
+            return Ok(Outcome::NoCustomerKey);
+        }
+
+        let (record, policy) = if keys.is_empty() {
+            // Only the sender's own attributes to write: saying found=false would be a lie.
+            let mut policy = self.policy.clone();
+            policy.found_attribute = None;
+            (None, std::borrow::Cow::Owned(policy))
+        } else {
+            let found = self.crm.lookup(&crm_keys(&keys)).await?;
+            if let Some(phone) = &keys.phone {
+                tracing::debug!(
+                    caller = %Redacted::phone(phone.raw()),
+                    found = found.record.is_some(),
+                    "CRM lookup done"
+                );
+            }
+            (found.record, std::borrow::Cow::Borrowed(&self.policy))
+        };
+
+        let patch = merge::plan(
+            &policy,
+            record.as_deref(),
+            &job.extra_attributes,
+            &current,
+            chrono::Utc::now(),
+        );
+        let outcome_if_written = if record.is_some() || keys.is_empty() {
+            Outcome::Patched
+        } else {
+            Outcome::CrmMiss
+        };
+        if patch.is_empty() {
+            return Ok(if record.is_none() && !keys.is_empty() {
+                Outcome::CrmMiss
+            } else {
+                Outcome::Unchanged
+            });
+        }
+        match self
+            .genesys
+            .patch_participant_attributes(&job.conversation_id, &participant_id, &patch.attributes)
+            .await
+        {
+            // Genesys answers 404 for a conversation that ended between our read and our write.
+            Err(e) if e.is_not_found() => return Ok(Outcome::ConversationNotFound),
+            other => other?,
+        }
+        tracing::info!(
+            keys = patch.attributes.len(),
+            "participant attributes written"
+        );
+        let mut merged: BTreeMap<String, String> = current;
+        merged.extend(patch.attributes);
+        self.written
+            .insert(
+                (job.conversation_id.clone(), participant_id),
+                Arc::new(merged),
+            )
+            .await;
+        Ok(outcome_if_written)
+    }
+}
+
+fn crm_keys(keys: &CustomerKeys) -> Vec<CustomerKey> {
+    let mut out = Vec::with_capacity(4);
+    if let Some(id) = &keys.customer_id {
+        out.push(CustomerKey::CustomerId(id.clone()));
+    }
+    if let Some(id) = &keys.external_contact_id {
+        out.push(CustomerKey::ExternalContactId(id.clone()));
+    }
+    if let Some(phone) = &keys.phone {
+        out.push(CustomerKey::Phone(phone.clone()));
+    }
+    if let Some(email) = &keys.email {
+        out.push(CustomerKey::Email(email.clone()));
+    }
+    out
+}

@@ -1,0 +1,95 @@
+//! The HTTP surface: routes and the middleware stack around them (request ids, trace spans,
+//! metrics, body limit, timeout, panic catching).
+
+pub mod events;
+pub mod health;
+pub mod lookup;
+
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderName, StatusCode};
+use axum::routing::{get, post};
+use axum::{middleware, Router};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use crate::app::AppState;
+use crate::error::BodyLimit;
+use crate::metrics;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.settings.server.body_limit_bytes;
+    let timeout = Duration::from_millis(state.settings.server.request_timeout_ms);
+    Router::new()
+        .route("/v1/events/genesys", post(events::genesys))
+        .route("/v1/events/cti", post(events::cti))
+        .route("/v1/lookup", post(lookup::lookup))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route_layer(middleware::from_fn(metrics::track_http))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::Extension(BodyLimit(body_limit)))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(|req: &Request| {
+                            let path = req
+                                .extensions()
+                                .get::<MatchedPath>()
+                                .map(|p| p.as_str().to_owned())
+                                .unwrap_or_else(|| req.uri().path().chars().take(64).collect());
+                            let request_id = req
+                                .headers()
+                                .get(REQUEST_ID)
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("");
+                            tracing::info_span!(
+                                "request",
+                                method = %req.method(),
+                                path = %path,
+                                request_id = %request_id,
+                                conversation_id = tracing::field::Empty,
+                            )
+                        })
+                        .on_request(())
+                        .on_response(DefaultOnResponse::new().level(Level::INFO))
+                        // ApiError logs failures itself; don't log them twice.
+                        .on_failure(()),
+                )
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(CatchPanicLayer::custom(|_| {
+                    let body = r#"{"code":"internal","message":"internal error"}"#;
+                    (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        body,
+                    )
+                        .into_response_ext()
+                }))
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    timeout,
+                )),
+        )
+        .with_state(state)
+}
+
+trait IntoResponseExt {
+    fn into_response_ext(self) -> axum::response::Response;
+}
+
+impl<T: axum::response::IntoResponse> IntoResponseExt for T {
+    fn into_response_ext(self) -> axum::response::Response {
+        self.into_response()
+    }
+}
