@@ -1,4 +1,4 @@
-//! The command line (clap): `serve`, `check-config`.
+//! The command line (clap): `serve`, `check-config`, `demo`, `simulate-genesys`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +32,50 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Show the whole job with no Genesys account: a Genesys simulator, attrsync on the embedded
+    /// defaults, a handful of realistic events, their before/after attributes and costs.
+    Demo {
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Exit after the scripted events instead of serving until Ctrl-C.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Serve the Genesys Cloud simulator (the API subset attrsync uses, plus a /sim admin API).
+    SimulateGenesys(SimulateArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SimulateArgs {
+    /// Address to serve the Genesys simulator on.
+    #[arg(long, default_value = "127.0.0.1:9100", value_name = "ADDR")]
+    pub listen: String,
+    /// Also serve the CRM simulator (with sample customers) on this address.
+    #[arg(long, value_name = "ADDR")]
+    pub crm_listen: Option<String>,
+    /// OAuth client id the token endpoint accepts.
+    #[arg(long, default_value = "attrsync-sim", env = "SIM_CLIENT_ID")]
+    pub client_id: String,
+    /// OAuth client secret the token endpoint accepts.
+    #[arg(
+        long,
+        default_value = "sim-secret",
+        env = "SIM_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    pub client_secret: String,
+    /// Lifetime of issued tokens (Genesys allows 300 to 172800; default 86400).
+    #[arg(long, default_value_t = 86_400)]
+    pub token_lifetime_secs: u64,
+    /// Requests per minute per token before 429 + Retry-After; 0 disables the limit.
+    #[arg(long, default_value_t = 300)]
+    pub rate_limit_per_minute: u32,
+    /// Latency added to every API request, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Fraction of API requests answered 503 (0.0 to 1.0).
+    #[arg(long, default_value_t = 0.0)]
+    pub error_rate: f64,
 }
 
 pub fn main() -> ExitCode {
@@ -48,6 +92,14 @@ pub fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Demo { config, once } => run_async(async move {
+            crate::demo::run(crate::demo::DemoOptions {
+                config: config.as_deref(),
+                once,
+            })
+            .await
+        }),
+        Command::SimulateGenesys(args) => run_async(simulate(args)),
         Command::Serve { config } => {
             let settings = match Settings::load(config.as_deref()) {
                 Ok(s) => s,
@@ -84,4 +136,64 @@ fn run_async(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> Exit
             ExitCode::FAILURE
         }
     }
+}
+
+async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
+    use crate::simulator::{CrmSim, CrmSimConfig, GenesysSim, GenesysSimConfig};
+    use anyhow::Context as _;
+
+    crate::telemetry::init(&crate::config::TelemetrySettings {
+        log_format: crate::config::LogFormat::Pretty,
+        log_level: "info".to_owned(),
+        redact: crate::redact::RedactMode::Mask,
+    });
+    if !(0.0..=1.0).contains(&args.error_rate) {
+        anyhow::bail!("--error-rate must be between 0.0 and 1.0");
+    }
+    let config = GenesysSimConfig {
+        client_id: args.client_id,
+        client_secret: args.client_secret,
+        token_lifetime: std::time::Duration::from_secs(args.token_lifetime_secs),
+        rate_limit_per_minute: (args.rate_limit_per_minute > 0)
+            .then_some(args.rate_limit_per_minute),
+        latency: std::time::Duration::from_millis(args.latency_ms),
+        error_rate: args.error_rate,
+    };
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("binding --listen {}", args.listen))?;
+    let sim = GenesysSim::start(config, listener).await?;
+    println!("Genesys Cloud simulator on {}", sim.base_url());
+    println!(
+        "  token:  POST {}/oauth/token (Basic client id:secret, grant_type=client_credentials)",
+        sim.base_url()
+    );
+    println!(
+        "  admin:  POST {}/sim/conversations  GET {}/sim/stats",
+        sim.base_url(),
+        sim.base_url()
+    );
+    let crm = match &args.crm_listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding --crm-listen {addr}"))?;
+            let crm = CrmSim::start(CrmSimConfig::default(), listener).await?;
+            for customer in CrmSim::sample_customers() {
+                crm.insert(customer);
+            }
+            println!(
+                "CRM simulator on {} (GET /api/customers?phone=...)",
+                crm.base_url()
+            );
+            Some(crm)
+        }
+        None => None,
+    };
+    shutdown_signal().await;
+    sim.shutdown();
+    if let Some(crm) = crm {
+        crm.shutdown();
+    }
+    Ok(())
 }

@@ -14,6 +14,7 @@
 //! - `merge`: the merge policy, a pure function producing the minimal patch.
 //! - `phone`: caller-number normalisation (libphonenumber), `redact`: PII in logs.
 //! - `config`, `telemetry`, `metrics`, `retry`, `error`, `app`, `cli`: plumbing.
+//! - `demo`: the one-command demo on the embedded defaults.
 //! - `simulator`: faithful Genesys Cloud and CRM simulators for tests, demo and benchmarks.
 
 #![forbid(unsafe_code)]
@@ -22,6 +23,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod crm;
+pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod genesys;

@@ -1,0 +1,292 @@
+//! `attrsync demo`: the whole job in one process, with no Genesys account. It starts the Genesys
+//! Cloud simulator, runs attrsync on the embedded defaults (file CRM with the sample customers)
+//! against it, sends a handful of realistic events, and prints for each the participant's
+//! attributes before and after and what it cost in upstream calls. Then it keeps serving so you
+//! can send your own events, until Ctrl-C (or exits at once with `--once`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde_json::{json, Value};
+
+use crate::app::{shutdown_signal, App, AppState};
+use crate::config::{LogFormat, Settings};
+use crate::simulator::{
+    CreatedConversation, GenesysSim, GenesysSimConfig, NewConversation, SimStats,
+};
+
+pub struct DemoOptions<'a> {
+    pub config: Option<&'a Path>,
+    pub once: bool,
+}
+
+/// Runs the demo; the caller provides the runtime.
+pub async fn run(options: DemoOptions<'_>) -> anyhow::Result<()> {
+    let sim_config = GenesysSimConfig::default();
+    let sim_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("binding the Genesys simulator")?;
+    let sim = GenesysSim::start(sim_config.clone(), sim_listener).await?;
+
+    let mut env: Vec<(String, String)> = std::env::vars().collect();
+    env.extend([
+        ("GENESYS_API_URL".to_owned(), sim.base_url()),
+        ("GENESYS_LOGIN_URL".to_owned(), sim.base_url()),
+        ("GENESYS_CLIENT_ID".to_owned(), sim_config.client_id.clone()),
+        (
+            "GENESYS_CLIENT_SECRET".to_owned(),
+            sim_config.client_secret.clone(),
+        ),
+    ]);
+    let mut settings = Settings::load_from(options.config, &env)?;
+    // The demo's story is on stdout; keep the service's own logs to warnings unless asked.
+    settings.telemetry.log_format = LogFormat::Pretty;
+    if std::env::var_os("RUST_LOG").is_none() {
+        settings.telemetry.log_level = "warn".to_owned();
+    }
+    crate::telemetry::init(&settings.telemetry);
+
+    let app = match App::build(settings.clone()).await {
+        Ok(app) => app,
+        Err(e) if settings.server.port != 0 => {
+            eprintln!(
+                "note: could not use port {} ({e:#}); using a free port instead",
+                settings.server.port
+            );
+            settings.server.port = 0;
+            App::build(settings.clone()).await?
+        }
+        Err(e) => return Err(e),
+    };
+    let base = format!("http://{}", app.addr());
+    let state = app.state().clone();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = stop_rx.await;
+    }));
+
+    println!("attrsync demo");
+    println!("  Genesys Cloud simulator: {}", sim.base_url());
+    println!("  attrsync:                {base}");
+    println!(
+        "  CRM:                     {} adapter ({})",
+        state.pipeline.crm().adapter_name(),
+        settings.crm.file.path.display()
+    );
+    println!();
+
+    let demo = Demo {
+        http: reqwest::Client::new(),
+        base: base.clone(),
+        sim: sim.clone(),
+        state,
+    };
+    demo.scenarios().await?;
+
+    if !options.once {
+        let sim_url = sim.base_url();
+        println!("attrsync keeps serving. Metrics: {base}/metrics  Health: {base}/readyz");
+        println!("Send your own event (needs a conversation in the simulator first):");
+        println!(
+            "  curl -s -X POST {sim_url}/sim/conversations -H 'content-type: application/json' -d '{{\"ani\":\"tel:+13175550125\"}}'"
+        );
+        println!(
+            "  curl -s -X POST {base}/v1/events/genesys -H 'content-type: application/json' \\\n    -d '{{\"conversationId\":\"<conversationId>\",\"participantId\":\"<customerParticipantId>\",\"ani\":\"tel:+13175550125\"}}'"
+        );
+        println!("  curl -s {sim_url}/sim/conversations/<conversationId>/participants/<customerParticipantId>/attributes");
+        println!("Ctrl-C stops.");
+        shutdown_signal().await;
+    }
+    let _ = stop_tx.send(());
+    server.await.context("attrsync task")??;
+    sim.shutdown();
+    Ok(())
+}
+
+struct Demo {
+    http: reqwest::Client,
+    base: String,
+    sim: GenesysSim,
+    state: AppState,
+}
+
+impl Demo {
+    async fn scenarios(&self) -> anyhow::Result<()> {
+        // 1. The usual case: EventBridge delivers customer.start for a voice call.
+        let ada = self.call("tel:+13175550125");
+        let start = eventbridge_customer_start(&ada, "tel:+13175550125");
+        self.step(
+            "1) EventBridge customer.start, voice call from tel:+13175550125 (the CRM stores \"(317) 555-0125\")",
+            &ada,
+            "/v1/events/genesys",
+            &start,
+        )
+        .await?;
+
+        // 2. CTI middleware, without the participant id: attrsync finds the customer itself.
+        let alan = self.call("tel:+442079460018");
+        let cti = json!({
+            "eventId": "cti-7f3a",
+            "conversationId": alan.conversation_id,
+            "callerNumber": "+44 20 7946 0018",
+            "attributes": {"ivr.intent": "billing"}
+        });
+        self.step(
+            "2) CTI middleware event (no participant id; an extra attribute ivr.intent)",
+            &alan,
+            "/v1/events/cti",
+            &cti,
+        )
+        .await?;
+
+        // 3. An Architect data action asks synchronously and gets flat strings back.
+        let katherine = self.call("tel:+12125550147");
+        let lookup = json!({
+            "conversationId": katherine.conversation_id,
+            "participantId": katherine.customer_participant_id,
+            "ani": "tel:+12125550147",
+            "email": "",
+            "customerId": ""
+        });
+        self.step(
+            "3) Architect data action: POST /v1/lookup (answers at once, writes in the background)",
+            &katherine,
+            "/v1/lookup",
+            &lookup,
+        )
+        .await?;
+
+        // 4. A caller the CRM does not know: the flow can still route on crm.found.
+        let stranger = self.call("tel:+13175550100");
+        let unknown = eventbridge_customer_start(&stranger, "tel:+13175550100");
+        self.step(
+            "4) A caller the CRM does not know",
+            &stranger,
+            "/v1/events/genesys",
+            &unknown,
+        )
+        .await?;
+
+        // 5. EventBridge delivers at least once: the same event again.
+        self.step(
+            "5) The event of 1) delivered again (EventBridge retries)",
+            &ada,
+            "/v1/events/genesys",
+            &start,
+        )
+        .await?;
+        Ok(())
+    }
+
+    fn call(&self, ani: &str) -> CreatedConversation {
+        self.sim.create_conversation(NewConversation {
+            ani: Some(ani.to_owned()),
+            dnis: Some("tel:+18005550100".to_owned()),
+            attributes: BTreeMap::from([("flow.language".to_owned(), "en-US".to_owned())]),
+            ..NewConversation::default()
+        })
+    }
+
+    async fn step(
+        &self,
+        title: &str,
+        call: &CreatedConversation,
+        path: &str,
+        body: &Value,
+    ) -> anyhow::Result<()> {
+        println!("{title}");
+        let before = self.attributes(call);
+        let stats_before = self.sim.stats();
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(body)
+            .send()
+            .await
+            .with_context(|| format!("POST {path}"))?;
+        let status = response.status();
+        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        println!("   POST {path} -> {} {}", status.as_u16(), answer);
+        self.settle().await;
+        let after = self.attributes(call);
+        let cost = delta(&stats_before, &self.sim.stats());
+        println!("   attributes before: {}", show(&before));
+        println!("   attributes after:  {}", show(&after));
+        println!("   Genesys calls:     {cost}");
+        println!();
+        Ok(())
+    }
+
+    fn attributes(&self, call: &CreatedConversation) -> BTreeMap<String, String> {
+        self.sim
+            .attributes(&call.conversation_id, &call.customer_participant_id)
+            .unwrap_or_default()
+    }
+
+    /// Waits until every accepted event is processed (bounded, so a stuck demo still ends).
+    async fn settle(&self) {
+        for _ in 0..500 {
+            if self.state.queue.pending() == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+fn eventbridge_customer_start(call: &CreatedConversation, ani: &str) -> Value {
+    json!({
+        "version": "0",
+        "id": uuid::Uuid::new_v4().to_string(),
+        "detail-type": "v2.detail.events.conversation.{id}.customer.start",
+        "source": "aws.partner/genesys.com/cloud/00000000-0000-0000-0000-000000000000/attrsync-demo",
+        "account": "123456789012",
+        "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {
+            "topicName": format!("v2.detail.events.conversation.{}.customer.start", call.conversation_id),
+            "version": "2",
+            "eventBody": {
+                "eventTime": chrono::Utc::now().timestamp_millis(),
+                "conversationId": call.conversation_id,
+                "participantId": call.customer_participant_id,
+                "sessionId": uuid::Uuid::new_v4().to_string(),
+                "mediaType": "VOICE",
+                "provider": "Edge",
+                "direction": "INBOUND",
+                "ani": ani,
+                "dnis": "tel:+18005550100"
+            },
+            "metadata": {"CorrelationId": uuid::Uuid::new_v4().to_string()},
+            "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        }
+    })
+}
+
+fn show(attributes: &BTreeMap<String, String>) -> String {
+    if attributes.is_empty() {
+        return "(none)".to_owned();
+    }
+    let mut out = String::new();
+    for (i, (k, v)) in attributes.iter().enumerate() {
+        if i > 0 {
+            out.push_str("\n                      ");
+        }
+        let _ = write!(out, "{k} = {v}");
+    }
+    out
+}
+
+fn delta(before: &SimStats, after: &SimStats) -> String {
+    let tokens = after.tokens_issued - before.tokens_issued;
+    let gets = after.get_conversation - before.get_conversation;
+    let patches = after.patch_attributes - before.patch_attributes;
+    format!(
+        "{} (token {tokens}, GET conversation {gets}, PATCH attributes {patches})",
+        tokens + gets + patches
+    )
+}
