@@ -35,11 +35,18 @@ pub enum ApiError {
     Internal(#[from] anyhow::Error),
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// The body of every 4xx/5xx answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
+    /// Machine-readable: invalid_json, unsupported_media_type, payload_too_large, invalid_field,
+    /// overloaded, shutting_down, internal.
+    #[schema(example = "invalid_field")]
     code: &'a str,
+    #[schema(example = "conversationId: is required")]
     message: String,
+    /// The JSON path of the offending field, for invalid_field.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "conversationId")]
     field: Option<&'a str>,
 }
 

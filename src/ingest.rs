@@ -208,16 +208,21 @@ fn parse_event_body(
 }
 
 /// The event CTI middleware POSTs to `/v1/events/cti`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CtiEvent {
     /// The middleware's unique id for this event (retries must reuse it).
+    #[schema(example = "cti-7f3a")]
     pub event_id: String,
+    /// The Genesys conversation id.
+    #[schema(example = "2f7bf00a-0fc2-4d6a-9b56-92238191433e")]
     pub conversation_id: String,
+    /// The customer participant's id; when absent attrsync reads the conversation to find it.
     #[serde(default)]
     pub participant_id: Option<String>,
     /// The caller's number in any notation (`tel:+1...`, `(317) 555-0125`, ...).
     #[serde(default)]
+    #[schema(example = "tel:+13175550125")]
     pub caller_number: Option<String>,
     #[serde(default)]
     pub email: Option<String>,
@@ -225,8 +230,10 @@ pub struct CtiEvent {
     pub customer_id: Option<String>,
     #[serde(default)]
     pub external_contact_id: Option<String>,
-    /// Attributes to write as they are, besides what the CRM gives.
+    /// Attributes to write as they are, besides what the CRM gives (at most 50; keys up to 128
+    /// characters, values up to 256).
     #[serde(default)]
+    #[schema(example = json!({"ivr.intent": "billing"}))]
     pub attributes: BTreeMap<String, String>,
 }
 
@@ -344,7 +351,7 @@ fn customer_keys(
 
 /// What an Architect data action sends to `/v1/lookup`. Every input is a string, and an unset
 /// input arrives as an empty string.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LookupRequest {
     #[serde(default)]

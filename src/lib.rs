@@ -13,6 +13,7 @@
 //! - `crm`: the CRM adapter trait, the `file` and `http` adapters and the answer cache.
 //! - `merge`: the merge policy, a pure function producing the minimal patch.
 //! - `phone`: caller-number normalisation (libphonenumber), `redact`: PII in logs.
+//! - `openapi`: attrsync's own API description, served at `/openapi.json`.
 //! - `config`, `telemetry`, `metrics`, `retry`, `error`, `app`, `cli`: plumbing.
 //! - `demo`: the one-command demo on the embedded defaults.
 //! - `simulator`: faithful Genesys Cloud and CRM simulators for tests, demo and benchmarks.
@@ -30,6 +31,7 @@ pub mod genesys;
 pub mod ingest;
 pub mod merge;
 pub mod metrics;
+pub mod openapi;
 pub mod phone;
 pub mod pipeline;
 pub mod queue;

@@ -10,10 +10,26 @@ use tower_http::request_id::RequestId;
 
 use crate::app::AppState;
 use crate::domain::{EnrichmentJob, Source};
-use crate::error::{ApiError, StrictJson};
+use crate::error::{ApiError, ErrorBody, StrictJson};
 use crate::ingest::{self, ConversationEvent, CtiEvent, GenesysEvent};
 use crate::metrics;
 
+/// A Genesys conversation event: an AWS EventBridge event (payload in `detail.eventBody`), a
+/// notification (`topicName` + `eventBody`) or a bare event body. Only
+/// `v2.detail.events.conversation.{id}.customer.start` is processed; other topics are
+/// acknowledged and counted.
+#[utoipa::path(post, path = "/v1/events/genesys", tag = "ingest",
+    request_body(content = Object, content_type = "application/json",
+        description = "EventBridge event, notification, or bare customer.start event body"),
+    responses(
+        (status = 202, description = "Validated and queued", body = crate::openapi::Accepted),
+        (status = 200, description = "A topic attrsync does not process", body = crate::openapi::Ignored),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not declared as JSON", body = ErrorBody),
+        (status = 422, description = "JSON, but not a usable event; `field` names the problem", body = ErrorBody),
+        (status = 503, description = "Queue full or shutting down; retry after Retry-After", body = ErrorBody),
+    ))]
 pub async fn genesys(
     State(state): State<AppState>,
     request_id: Option<Extension<RequestId>>,
@@ -34,6 +50,18 @@ pub async fn genesys(
     }
 }
 
+/// An event from CTI middleware: the conversation, optionally the participant, whatever identifies
+/// the caller, and optional attributes to write as they are.
+#[utoipa::path(post, path = "/v1/events/cti", tag = "ingest",
+    request_body = CtiEvent,
+    responses(
+        (status = 202, description = "Validated and queued", body = crate::openapi::Accepted),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Not declared as JSON", body = ErrorBody),
+        (status = 422, description = "Invalid field; `field` names it", body = ErrorBody),
+        (status = 503, description = "Queue full or shutting down; retry after Retry-After", body = ErrorBody),
+    ))]
 pub async fn cti(
     State(state): State<AppState>,
     request_id: Option<Extension<RequestId>>,

@@ -12,10 +12,17 @@ use serde_json::json;
 
 use crate::app::AppState;
 
+/// Liveness: the process answers. Calls nothing upstream.
+#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, description = "Alive")))]
 pub async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
+/// Readiness: configuration loaded, a Genesys token obtainable, the CRM adapter ready, the queue
+/// open. Each check is reported.
+#[utoipa::path(get, path = "/readyz", tag = "ops", responses(
+    (status = 200, description = "Ready"),
+    (status = 503, description = "Not ready; the body says which check failed")))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     // Bounded: a probe that hangs is as bad as one that fails.
     let limit = Duration::from_secs(3);
@@ -56,6 +63,8 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -15,7 +15,7 @@ use tower_http::request_id::RequestId;
 use crate::app::AppState;
 use crate::config::KeyKind;
 use crate::domain::{EnrichmentJob, Source};
-use crate::error::{ApiError, StrictJson};
+use crate::error::{ApiError, ErrorBody, StrictJson};
 use crate::ingest::LookupRequest;
 use crate::metrics;
 use crate::queue::QueueError;
@@ -25,6 +25,16 @@ pub const FOUND: &str = "found";
 pub const REASON: &str = "reason";
 pub const MATCHED_BY: &str = "matchedBy";
 
+/// Looks the caller up and answers flat JSON strings within `lookup.deadline_ms`; with a
+/// conversation id (and `lookup.write_attributes`) also writes the participant attributes.
+#[utoipa::path(post, path = "/v1/lookup", tag = "lookup",
+    request_body = LookupRequest,
+    responses(
+        (status = 200, description = "The answer, found or not", body = crate::openapi::LookupAnswer),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 415, description = "Not declared as JSON", body = ErrorBody),
+        (status = 422, description = "Invalid field; `field` names it", body = ErrorBody),
+    ))]
 pub async fn lookup(
     State(state): State<AppState>,
     request_id: Option<Extension<RequestId>>,
