@@ -88,7 +88,7 @@ impl App {
             metrics,
             region,
         };
-        let router = crate::routes::router(state.clone());
+        let router = crate::routes::router(state.clone())?;
         Ok(App {
             listener,
             addr,

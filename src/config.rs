@@ -11,6 +11,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::auth::AuthSettings;
 use crate::merge::{MergePolicy, Overwrite};
 use crate::phone::Notation;
 use crate::redact::RedactMode;
@@ -36,6 +37,7 @@ fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Settings {
     pub server: ServerSettings,
+    pub auth: AuthSettings,
     pub genesys: GenesysSettings,
     pub crm: CrmSettings,
     pub cache: CacheSettings,
@@ -53,6 +55,7 @@ pub struct ServerSettings {
     pub body_limit_bytes: usize,
     pub request_timeout_ms: u64,
     pub shutdown_grace_secs: u64,
+    pub max_concurrent_requests: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -119,6 +122,7 @@ pub enum HttpAuthKind {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct HttpCrmSettings {
     pub templates: BTreeMap<KeyKind, String>,
+    pub allowed_hosts: Vec<String>,
     pub method: String,
     pub headers: BTreeMap<String, String>,
     pub auth: HttpAuthKind,
@@ -197,6 +201,49 @@ fn redacted<S: Serializer>(secret: &SecretString, s: S) -> Result<S::Ok, S::Erro
     }
 }
 
+/// Keys whose environment variables hold comma-separated lists.
+const LIST_KEYS: &[&str] = &[
+    "genesys.participant_purposes",
+    "crm.key_order",
+    "crm.file.phone_fields",
+    "crm.file.email_fields",
+    "crm.http.phone_notations",
+    "crm.http.allowed_hosts",
+    "merge.exclude",
+    "auth.genesys.secrets",
+    "auth.cti.secrets",
+    "auth.lookup.secrets",
+    "auth.ops.secrets",
+];
+
+/// Resolves `X_FILE=/path` variables (how Docker and Kubernetes mount secrets) into `X=<file
+/// content>`; a file with several lines gives a comma-separated list. `X` itself wins if set.
+fn with_file_secrets(env: &[(String, String)]) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut out: Vec<(String, String)> = env.to_vec();
+    for (name, path) in env {
+        let Some(target) = name.strip_suffix("_FILE") else {
+            continue;
+        };
+        if !(target.starts_with("ATTRSYNC_") || target.starts_with("GENESYS_")) || path.is_empty() {
+            continue;
+        }
+        if env.iter().any(|(k, v)| k == target && !v.is_empty()) {
+            continue;
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| invalid(name, format!("cannot read {path}: {e}")))?;
+        let value = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(",");
+        out.retain(|(k, _)| k != target);
+        out.push((target.to_owned(), value));
+    }
+    Ok(out)
+}
+
 /// SDK region names (as in the Genesys SDKs' region tables) mapped to their domains.
 const SDK_REGIONS: &[(&str, &str)] = &[
     ("us_east_1", "mypurecloud.com"),
@@ -260,6 +307,7 @@ impl Settings {
         file: Option<&Path>,
         env: &[(String, String)],
     ) -> Result<Settings, ConfigError> {
+        let env = with_file_secrets(env)?;
         let get = |name: &str| {
             env.iter()
                 .find(|(k, _)| k == name)
@@ -282,23 +330,20 @@ impl Settings {
         }
         let vars: config::Map<String, String> = env
             .iter()
-            .filter(|(k, _)| k.starts_with("ATTRSYNC_") && k != "ATTRSYNC_CONFIG")
+            .filter(|(k, _)| {
+                k.starts_with("ATTRSYNC_") && k != "ATTRSYNC_CONFIG" && !k.ends_with("_FILE")
+            })
             .cloned()
             .collect();
-        builder = builder.add_source(
-            config::Environment::with_prefix("ATTRSYNC")
-                .prefix_separator("_")
-                .separator("__")
-                .list_separator(",")
-                .with_list_parse_key("genesys.participant_purposes")
-                .with_list_parse_key("crm.key_order")
-                .with_list_parse_key("crm.file.phone_fields")
-                .with_list_parse_key("crm.file.email_fields")
-                .with_list_parse_key("crm.http.phone_notations")
-                .with_list_parse_key("merge.exclude")
-                .try_parsing(true)
-                .source(Some(vars)),
-        );
+        let mut environment = config::Environment::with_prefix("ATTRSYNC")
+            .prefix_separator("_")
+            .separator("__")
+            .list_separator(",")
+            .try_parsing(true);
+        for key in LIST_KEYS {
+            environment = environment.with_list_parse_key(key);
+        }
+        builder = builder.add_source(environment.source(Some(vars)));
         for (var, key) in [
             ("GENESYS_CLIENT_ID", "genesys.client_id"),
             ("GENESYS_CLIENT_SECRET", "genesys.client_secret"),
@@ -317,6 +362,13 @@ impl Settings {
 
     /// Checks what serde cannot: required values, ranges, URLs, regions. Names the key at fault.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        for (group, auth) in self.auth.groups() {
+            auth.validate(group)
+                .map_err(|reason| ConfigError::Invalid {
+                    key: format!("auth.{group}"),
+                    reason,
+                })?;
+        }
         if self.genesys.client_id.trim().is_empty() {
             return Err(invalid(
                 "genesys.client_id",
@@ -406,8 +458,18 @@ impl Settings {
             if !matches!(url.scheme(), "http" | "https") {
                 return Err(invalid(&key, "must be an http or https URL"));
             }
-            if url.host_str().is_none_or(|h| h.contains('{')) {
+            let Some(host) = url.host_str().filter(|h| !h.contains('{')) else {
                 return Err(invalid(&key, "the host must be fixed, not a placeholder"));
+            };
+            if !http
+                .allowed_hosts
+                .iter()
+                .any(|allowed| allowed.eq_ignore_ascii_case(host))
+            {
+                return Err(invalid(
+                    &key,
+                    format!("host {host} is not in crm.http.allowed_hosts"),
+                ));
             }
         }
         reqwest::Method::from_bytes(http.method.as_bytes())
@@ -526,6 +588,15 @@ mod tests {
         let mut v: Vec<(String, String)> = vec![
             ("GENESYS_CLIENT_ID".into(), "id".into()),
             ("GENESYS_CLIENT_SECRET".into(), "s3cr3t-value".into()),
+            ("ATTRSYNC_AUTH__GENESYS__SECRETS".into(), "k1,k2".into()),
+            (
+                "ATTRSYNC_AUTH__CTI__SECRETS".into(),
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+            ),
+            (
+                "ATTRSYNC_AUTH__LOOKUP__SECRETS".into(),
+                "lookup-password".into(),
+            ),
         ];
         v.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         v
@@ -551,8 +622,93 @@ mod tests {
     }
 
     #[test]
+    fn the_default_configuration_requires_ingest_credentials() {
+        let env: Vec<(String, String)> = env(&[])
+            .into_iter()
+            .filter(|(k, _)| k != "ATTRSYNC_AUTH__GENESYS__SECRETS")
+            .collect();
+        let err = Settings::load_from(None, &env).unwrap_err().to_string();
+        assert!(err.contains("auth.genesys.secrets"), "{err}");
+        let s = load(&[("ATTRSYNC_AUTH__GENESYS__MODE", "none")]);
+        assert!(s.is_ok(), "an explicit none is allowed");
+    }
+
+    #[test]
+    fn several_secrets_can_be_given_for_rotation() {
+        let s = load(&[]).unwrap();
+        assert_eq!(s.auth.genesys.secrets.len(), 2);
+    }
+
+    #[test]
+    fn file_variables_read_secrets_from_mounted_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let client = dir.path().join("client_secret");
+        std::fs::write(&client, "from-a-file\n").unwrap();
+        let keys = dir.path().join("keys");
+        std::fs::write(&keys, "key-one\nkey-two\n").unwrap();
+        let mut env: Vec<(String, String)> = env(&[])
+            .into_iter()
+            .filter(|(k, _)| k != "GENESYS_CLIENT_SECRET" && k != "ATTRSYNC_AUTH__GENESYS__SECRETS")
+            .collect();
+        env.push((
+            "GENESYS_CLIENT_SECRET_FILE".into(),
+            client.display().to_string(),
+        ));
+        env.push((
+            "ATTRSYNC_AUTH__GENESYS__SECRETS_FILE".into(),
+            keys.display().to_string(),
+        ));
+        let s = Settings::load_from(None, &env).unwrap();
+        assert_eq!(s.genesys.client_secret.expose_secret(), "from-a-file");
+        let keys: Vec<&str> = s
+            .auth
+            .genesys
+            .secrets
+            .iter()
+            .map(|k| k.expose_secret())
+            .collect();
+        assert_eq!(keys, ["key-one", "key-two"]);
+
+        env.push((
+            "ATTRSYNC_AUTH__LOOKUP__SECRETS_FILE".into(),
+            "/nonexistent/secret".into(),
+        ));
+        env.retain(|(k, _)| k != "ATTRSYNC_AUTH__LOOKUP__SECRETS");
+        let err = Settings::load_from(None, &env).unwrap_err().to_string();
+        assert!(err.contains("ATTRSYNC_AUTH__LOOKUP__SECRETS_FILE"), "{err}");
+    }
+
+    #[test]
+    fn http_templates_may_only_name_allowed_hosts() {
+        let err = load(&[
+            ("ATTRSYNC_CRM__ADAPTER", "http"),
+            (
+                "ATTRSYNC_CRM__HTTP__TEMPLATES__PHONE",
+                "https://evil.example/x?p={phone}",
+            ),
+            ("ATTRSYNC_CRM__HTTP__ALLOWED_HOSTS", "crm.example.com"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("allowed_hosts"), "{err}");
+        assert!(load(&[
+            ("ATTRSYNC_CRM__ADAPTER", "http"),
+            (
+                "ATTRSYNC_CRM__HTTP__TEMPLATES__PHONE",
+                "https://crm.example.com/x?p={phone}"
+            ),
+            ("ATTRSYNC_CRM__HTTP__ALLOWED_HOSTS", "crm.example.com"),
+        ])
+        .is_ok());
+    }
+
+    #[test]
     fn missing_client_id_names_the_key() {
-        let err = Settings::load_from(None, &[]).unwrap_err().to_string();
+        let env: Vec<(String, String)> = env(&[])
+            .into_iter()
+            .filter(|(k, _)| k != "GENESYS_CLIENT_ID")
+            .collect();
+        let err = Settings::load_from(None, &env).unwrap_err().to_string();
         assert!(err.contains("genesys.client_id"), "{err}");
     }
 
@@ -654,6 +810,8 @@ mod tests {
         .unwrap();
         let text = s.redacted_toml();
         assert!(!text.contains("s3cr3t-value"), "{text}");
+        assert!(!text.contains("lookup-password"), "{text}");
+        assert!(!text.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), "{text}");
         assert!(!text.contains("crm-token-value"));
         assert!(!text.contains("crm-password-value"));
         assert!(text.contains("client_secret = \"[redacted]\""), "{text}");

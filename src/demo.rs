@@ -31,16 +31,34 @@ pub async fn run(options: DemoOptions<'_>) -> anyhow::Result<()> {
         .context("binding the Genesys simulator")?;
     let sim = GenesysSim::start(sim_config.clone(), sim_listener).await?;
 
+    // Fresh credentials for this run: the demo uses the same authentication a deployment does.
+    let credentials = Credentials::generate();
     let mut env: Vec<(String, String)> = std::env::vars().collect();
-    env.extend([
-        ("GENESYS_API_URL".to_owned(), sim.base_url()),
-        ("GENESYS_LOGIN_URL".to_owned(), sim.base_url()),
-        ("GENESYS_CLIENT_ID".to_owned(), sim_config.client_id.clone()),
-        (
-            "GENESYS_CLIENT_SECRET".to_owned(),
-            sim_config.client_secret.clone(),
-        ),
-    ]);
+    env.extend(
+        [
+            ("GENESYS_API_URL", sim.base_url()),
+            ("GENESYS_LOGIN_URL", sim.base_url()),
+            ("GENESYS_CLIENT_ID", sim_config.client_id.clone()),
+            ("GENESYS_CLIENT_SECRET", sim_config.client_secret.clone()),
+            ("ATTRSYNC_AUTH__GENESYS__MODE", "api_key".to_owned()),
+            (
+                "ATTRSYNC_AUTH__GENESYS__SECRETS",
+                credentials.api_key.clone(),
+            ),
+            ("ATTRSYNC_AUTH__CTI__MODE", "signature".to_owned()),
+            (
+                "ATTRSYNC_AUTH__CTI__SECRETS",
+                credentials.signing_secret.clone(),
+            ),
+            ("ATTRSYNC_AUTH__LOOKUP__MODE", "basic".to_owned()),
+            (
+                "ATTRSYNC_AUTH__LOOKUP__SECRETS",
+                credentials.lookup_password.clone(),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v)),
+    );
     let mut settings = Settings::load_from(options.config, &env)?;
     // The demo's story is on stdout; keep the service's own logs to warnings unless asked.
     settings.telemetry.log_format = LogFormat::Pretty;
@@ -83,6 +101,9 @@ pub async fn run(options: DemoOptions<'_>) -> anyhow::Result<()> {
         base: base.clone(),
         sim: sim.clone(),
         state,
+        credentials: credentials.clone(),
+        api_key_header: settings.auth.genesys.api_key_header.clone(),
+        basic_username: settings.auth.lookup.basic_username.clone(),
     };
     demo.scenarios().await?;
 
@@ -94,7 +115,8 @@ pub async fn run(options: DemoOptions<'_>) -> anyhow::Result<()> {
             "  curl -s -X POST {sim_url}/sim/conversations -H 'content-type: application/json' -d '{{\"ani\":\"tel:+13175550125\"}}'"
         );
         println!(
-            "  curl -s -X POST {base}/v1/events/genesys -H 'content-type: application/json' \\\n    -d '{{\"conversationId\":\"<conversationId>\",\"participantId\":\"<customerParticipantId>\",\"ani\":\"tel:+13175550125\"}}'"
+            "  curl -s -X POST {base}/v1/events/genesys -H 'content-type: application/json' -H '{}: {}' \\\n    -d '{{\"conversationId\":\"<conversationId>\",\"participantId\":\"<customerParticipantId>\",\"ani\":\"tel:+13175550125\"}}'",
+            settings.auth.genesys.api_key_header, credentials.api_key
         );
         println!("  curl -s {sim_url}/sim/conversations/<conversationId>/participants/<customerParticipantId>/attributes");
         println!("Ctrl-C stops.");
@@ -106,11 +128,41 @@ pub async fn run(options: DemoOptions<'_>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Secrets generated for one demo run.
+#[derive(Clone)]
+struct Credentials {
+    api_key: String,
+    signing_secret: String,
+    lookup_password: String,
+}
+
+impl Credentials {
+    fn generate() -> Self {
+        use base64::Engine as _;
+        let random = || {
+            let bytes: [u8; 24] = rand::random();
+            bytes
+        };
+        let hex = |b: [u8; 24]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        Self {
+            api_key: hex(random()),
+            signing_secret: format!(
+                "whsec_{}",
+                base64::engine::general_purpose::STANDARD.encode(random())
+            ),
+            lookup_password: hex(random()),
+        }
+    }
+}
+
 struct Demo {
     http: reqwest::Client,
     base: String,
     sim: GenesysSim,
     state: AppState,
+    credentials: Credentials,
+    api_key_header: String,
+    basic_username: String,
 }
 
 impl Demo {
@@ -201,9 +253,7 @@ impl Demo {
         let before = self.attributes(call);
         let stats_before = self.sim.stats();
         let response = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .json(body)
+            .authenticated(path, body)?
             .send()
             .await
             .with_context(|| format!("POST {path}"))?;
@@ -218,6 +268,36 @@ impl Demo {
         println!("   Genesys calls:     {cost}");
         println!();
         Ok(())
+    }
+
+    /// The request as each kind of sender would authenticate it: EventBridge with an API key,
+    /// CTI middleware with a Standard Webhooks signature, the data action with Basic.
+    fn authenticated(&self, path: &str, body: &Value) -> anyhow::Result<reqwest::RequestBuilder> {
+        let bytes = serde_json::to_vec(body)?;
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        Ok(match path {
+            "/v1/events/cti" => {
+                let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
+                let timestamp = chrono::Utc::now().timestamp();
+                let signature = standardwebhooks::Webhook::new(&self.credentials.signing_secret)
+                    .map_err(|e| anyhow::anyhow!("signing secret: {e}"))?
+                    .sign(&id, timestamp, &bytes)
+                    .map_err(|e| anyhow::anyhow!("signing: {e}"))?;
+                request
+                    .header("webhook-id", id)
+                    .header("webhook-timestamp", timestamp.to_string())
+                    .header("webhook-signature", signature)
+            }
+            "/v1/lookup" => request.basic_auth(
+                &self.basic_username,
+                Some(&self.credentials.lookup_password),
+            ),
+            _ => request.header(self.api_key_header.as_str(), &self.credentials.api_key),
+        }
+        .body(bytes))
     }
 
     fn attributes(&self, call: &CreatedConversation) -> BTreeMap<String, String> {

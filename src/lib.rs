@@ -6,6 +6,7 @@
 //! - `routes`: the HTTP surface. `events` takes Genesys events (EventBridge, notification, bare)
 //!   and CTI events; `lookup` answers Architect data actions synchronously; `health` serves
 //!   `/healthz`, `/readyz`, `/metrics`.
+//! - `auth`: per-endpoint inbound authentication (Standard Webhooks signatures, keys, Basic).
 //! - `ingest`: parses and validates what senders POST into `domain` types.
 //! - `queue`: the bounded queue and worker pool between ingest and the pipeline.
 //! - `pipeline`: the use case: resolve participant, look up, merge, patch.
@@ -21,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod crm;

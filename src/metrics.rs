@@ -22,6 +22,8 @@ pub const CACHE_LOOKUPS: &str = "attrsync_crm_cache_lookups_total";
 pub const TOKEN_FETCHES: &str = "attrsync_genesys_token_fetches_total";
 pub const QUEUE_DEPTH: &str = "attrsync_queue_depth";
 pub const LOOKUP_RESULTS: &str = "attrsync_lookup_results_total";
+pub const AUTH_FAILURES: &str = "attrsync_auth_failures_total";
+pub const LOAD_SHED: &str = "attrsync_requests_shed_total";
 
 /// Every metric name with its help text, for `describe_*` and the README.
 pub const CATALOGUE: &[(&str, &str)] = &[

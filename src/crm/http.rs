@@ -30,6 +30,7 @@ const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
 pub struct HttpCrm {
     http: reqwest::Client,
     templates: BTreeMap<KeyKind, String>,
+    allowed_hosts: Vec<String>,
     method: Method,
     results_pointer: String,
     fields: BTreeMap<String, String>,
@@ -99,6 +100,7 @@ impl HttpCrm {
         Ok(Self {
             http,
             templates: settings.templates.clone(),
+            allowed_hosts: settings.allowed_hosts.clone(),
             method: Method::from_bytes(settings.method.as_bytes())
                 .map_err(|_| anyhow::anyhow!("crm.http.method: not an HTTP method"))?,
             results_pointer: settings.results_pointer.clone(),
@@ -217,6 +219,17 @@ impl CrmAdapter for HttpCrm {
         };
         for value in self.candidates(key) {
             let url = Self::render(template, key.kind(), &value);
+            // Validated at start-up already; checked again on the final URL because that is the
+            // one that is sent.
+            let host_allowed = url::Url::parse(&url).ok().is_some_and(|u| {
+                u.host_str()
+                    .is_some_and(|h| self.allowed_hosts.iter().any(|a| a.eq_ignore_ascii_case(h)))
+            });
+            if !host_allowed {
+                return Err(CrmError::Unavailable(
+                    "the lookup URL's host is not in crm.http.allowed_hosts".to_owned(),
+                ));
+            }
             let found = self
                 .retry
                 .run(
@@ -262,6 +275,7 @@ mod tests {
     fn adapter(results_pointer: &str, fields: &[(&str, &str)]) -> HttpCrm {
         let mut settings: HttpCrmSettings = serde_json::from_value(serde_json::json!({
             "templates": {"phone": "http://127.0.0.1:1/x?p={phone}"},
+            "allowed_hosts": ["127.0.0.1"],
             "method": "GET", "headers": {}, "auth": "none", "token": "", "username": "",
             "password": "", "api_key_header": "X-API-Key", "api_key": "",
             "results_pointer": results_pointer, "fields": {}, "phone_notations": ["e164"],

@@ -7,10 +7,13 @@ pub mod lookup;
 
 use std::time::Duration;
 
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, StatusCode};
 use axum::routing::{get, post};
 use axum::{middleware, Router};
+use tower::limit::ConcurrencyLimitLayer;
+use tower::load_shed::LoadShedLayer;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -19,22 +22,56 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::app::AppState;
+use crate::auth::Verifier;
 use crate::error::BodyLimit;
 use crate::metrics;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-pub fn router(state: AppState) -> Router {
-    let body_limit = state.settings.server.body_limit_bytes;
-    let timeout = Duration::from_millis(state.settings.server.request_timeout_ms);
-    Router::new()
+pub fn router(state: AppState) -> anyhow::Result<Router> {
+    let settings = &state.settings;
+    let body_limit = settings.server.body_limit_bytes;
+    let timeout = Duration::from_millis(settings.server.request_timeout_ms);
+    let guard = |group: &'static str, auth: &crate::auth::EndpointAuth| {
+        Verifier::new(group, auth, body_limit)
+            .map(|v| middleware::from_fn_with_state(v, crate::auth::require))
+    };
+
+    // Each group gets its own authentication; the layer runs before the handler parses anything.
+    let api = Router::new()
         .route("/v1/events/genesys", post(events::genesys))
-        .route("/v1/events/cti", post(events::cti))
-        .route("/v1/lookup", post(lookup::lookup))
+        .route_layer(guard("genesys", &settings.auth.genesys)?)
+        .merge(
+            Router::new()
+                .route("/v1/events/cti", post(events::cti))
+                .route_layer(guard("cti", &settings.auth.cti)?),
+        )
+        .merge(
+            Router::new()
+                .route("/v1/lookup", post(lookup::lookup))
+                .route_layer(guard("lookup", &settings.auth.lookup)?),
+        )
+        // Shed load rather than queue without bound: over the limit, answer 503 at once.
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+                    ::metrics::counter!(metrics::LOAD_SHED).increment(1);
+                    crate::error::ApiError::Unavailable(crate::queue::QueueError::Full)
+                }))
+                .layer(LoadShedLayer::new())
+                .layer(ConcurrencyLimitLayer::new(
+                    settings.server.max_concurrent_requests,
+                )),
+        );
+    let ops = Router::new()
+        .route("/metrics", get(health::metrics))
+        .route_layer(guard("ops", &settings.auth.ops)?)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
-        .route("/openapi.json", get(crate::openapi::openapi_json))
+        .route("/openapi.json", get(crate::openapi::openapi_json));
+
+    Ok(api
+        .merge(ops)
         .route_layer(middleware::from_fn(metrics::track_http))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::Extension(BodyLimit(body_limit)))
@@ -82,7 +119,7 @@ pub fn router(state: AppState) -> Router {
                     timeout,
                 )),
         )
-        .with_state(state)
+        .with_state(state))
 }
 
 trait IntoResponseExt {
