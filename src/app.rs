@@ -17,6 +17,7 @@ use crate::genesys::{GenesysClient, GenesysConfig};
 use crate::pipeline::Pipeline;
 use crate::queue::{self, JobQueue, WorkerPool};
 use crate::retry::RetryPolicy;
+use crate::store::JobStore;
 
 /// Everything a handler needs; cheap to clone.
 #[derive(Clone)]
@@ -58,10 +59,23 @@ impl App {
                 max_delay: Duration::from_millis(g.retry_max_ms),
                 max_retry_after: Duration::from_secs(g.max_retry_after_secs),
             },
+            budget: crate::budget::RateBudget::per_minute(
+                "genesys",
+                g.rate_limit_per_minute,
+                g.rate_limit_burst,
+            ),
         })
         .context("building the Genesys client")?;
         let adapter = crm::from_settings(&settings).context("building the CRM adapter")?;
-        let crm = CachedCrm::new(adapter, &settings.cache, settings.crm.key_order.clone());
+        let crm = CachedCrm::new(
+            adapter,
+            &settings.cache,
+            settings.crm.key_order.clone(),
+            crate::crm::breaker::Breaker::new(
+                settings.crm.breaker_failures,
+                Duration::from_millis(settings.crm.breaker_cooldown_ms),
+            ),
+        );
         let pipeline = Arc::new(Pipeline::new(
             genesys,
             crm,
@@ -69,11 +83,13 @@ impl App {
             settings.genesys.participant_purposes.clone(),
             region,
         ));
-        let (queue, workers) = queue::start(
-            pipeline.clone(),
-            settings.queue.capacity,
-            settings.queue.workers,
+        let store = Arc::new(
+            JobStore::connect(&settings.queue)
+                .await
+                .context("opening the queue store")?,
         );
+        let queue = JobQueue::new(store, &settings.queue);
+        let workers = queue::start(pipeline.clone(), queue.clone(), &settings.queue, region);
 
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&address)

@@ -73,6 +73,8 @@ pub struct GenesysSettings {
     pub retry_base_ms: u64,
     pub retry_max_ms: u64,
     pub max_retry_after_secs: u64,
+    pub rate_limit_per_minute: u32,
+    pub rate_limit_burst: u32,
     pub participant_purposes: Vec<String>,
 }
 
@@ -97,6 +99,8 @@ pub enum KeyKind {
 pub struct CrmSettings {
     pub adapter: CrmAdapterKind,
     pub key_order: Vec<KeyKind>,
+    pub breaker_failures: u32,
+    pub breaker_cooldown_ms: u64,
     pub file: FileCrmSettings,
     pub http: HttpCrmSettings,
 }
@@ -137,6 +141,8 @@ pub struct HttpCrmSettings {
     pub results_pointer: String,
     pub fields: BTreeMap<String, String>,
     pub phone_notations: Vec<Notation>,
+    pub rate_limit_per_minute: u32,
+    pub rate_limit_burst: u32,
     pub timeout_ms: u64,
     pub max_retries: usize,
     pub retry_base_ms: u64,
@@ -167,10 +173,31 @@ pub struct MergeSettings {
     pub fields: BTreeMap<String, String>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueBackend {
+    Sqlite,
+    Postgres,
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct QueueSettings {
+    pub backend: QueueBackend,
+    pub sqlite_path: PathBuf,
+    #[serde(serialize_with = "redacted")]
+    pub postgres_url: SecretString,
+    pub postgres_schema: String,
+    pub postgres_max_connections: u32,
     pub capacity: usize,
     pub workers: usize,
+    pub lease_secs: u64,
+    pub poll_interval_ms: u64,
+    pub dedup_window_secs: u64,
+    pub dedup_retention_secs: u64,
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    pub max_attempts: u32,
+    pub retry_horizon_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -404,6 +431,32 @@ impl Settings {
             if value == 0 {
                 return Err(invalid(key, "must be greater than 0"));
             }
+        }
+        match self.queue.backend {
+            QueueBackend::Postgres if self.queue.postgres_url.expose_secret().trim().is_empty() => {
+                return Err(invalid(
+                    "queue.postgres_url",
+                    "required when queue.backend = \"postgres\" (set ATTRSYNC_QUEUE__POSTGRES_URL)",
+                ));
+            }
+            QueueBackend::Sqlite if self.queue.sqlite_path.as_os_str().is_empty() => {
+                return Err(invalid(
+                    "queue.sqlite_path",
+                    "required when queue.backend = \"sqlite\"",
+                ));
+            }
+            _ => {}
+        }
+        if !self
+            .queue
+            .postgres_schema
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(invalid(
+                "queue.postgres_schema",
+                "letters, digits and '_' only",
+            ));
         }
         if self.genesys.participant_purposes.is_empty() {
             return Err(invalid(

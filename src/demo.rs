@@ -60,6 +60,13 @@ pub async fn run(options: DemoOptions<'_>) -> anyhow::Result<()> {
         .map(|(k, v)| (k.to_owned(), v)),
     );
     let mut settings = Settings::load_from(options.config, &env)?;
+    // A fresh queue file per run, so one demo's events never meet the next one's.
+    let queue_file = std::env::temp_dir().join(format!(
+        "attrsync-demo-{}.db",
+        uuid::Uuid::new_v4().simple()
+    ));
+    settings.queue.backend = crate::config::QueueBackend::Sqlite;
+    settings.queue.sqlite_path = queue_file.clone();
     // The demo's story is on stdout; keep the service's own logs to warnings unless asked.
     settings.telemetry.log_format = LogFormat::Pretty;
     if std::env::var_os("RUST_LOG").is_none() {
@@ -125,6 +132,9 @@ pub async fn run(options: DemoOptions<'_>) -> anyhow::Result<()> {
     let _ = stop_tx.send(());
     server.await.context("attrsync task")??;
     sim.shutdown();
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", queue_file.display()));
+    }
     Ok(())
 }
 
@@ -309,7 +319,7 @@ impl Demo {
     /// Waits until every accepted event is processed (bounded, so a stuck demo still ends).
     async fn settle(&self) {
         for _ in 0..500 {
-            if self.state.queue.pending() == 0 {
+            if self.state.queue.pending().await.is_ok_and(|n| n == 0) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;

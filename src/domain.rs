@@ -139,7 +139,11 @@ pub struct EnrichmentJob {
     pub keys: CustomerKeys,
     /// Attributes the sender wants written as they are (CTI middleware).
     pub extra_attributes: BTreeMap<String, String>,
-    pub received_at: tokio::time::Instant,
+    /// When attrsync accepted the event, in Unix milliseconds (persisted with the job).
+    pub received_at_ms: i64,
+    /// 1 on the first run. A later run may follow a crash after a PATCH went out, so it reads the
+    /// participant's attributes first instead of trusting memory.
+    pub attempt: u32,
 }
 
 #[cfg(test)]

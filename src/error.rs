@@ -27,7 +27,7 @@ pub enum ApiError {
     /// 422: JSON, but not what this endpoint takes.
     #[error("{0}")]
     InvalidField(#[from] InvalidField),
-    /// 503 + Retry-After: the queue is full or attrsync is shutting down.
+    /// 503 + Retry-After: the queue is full or unavailable, or attrsync is shutting down.
     #[error("{0}; retry later")]
     Unavailable(#[from] QueueError),
     /// 500: logged; the client learns nothing of the cause.
@@ -70,6 +70,7 @@ impl ApiError {
             ApiError::InvalidField(_) => "invalid_field",
             ApiError::Unavailable(QueueError::Full) => "overloaded",
             ApiError::Unavailable(QueueError::Closed) => "shutting_down",
+            ApiError::Unavailable(QueueError::Unavailable) => "queue_unavailable",
             ApiError::Internal(_) => "internal",
         }
     }

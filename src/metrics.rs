@@ -23,6 +23,14 @@ pub const TOKEN_FETCHES: &str = "attrsync_genesys_token_fetches_total";
 pub const QUEUE_DEPTH: &str = "attrsync_queue_depth";
 pub const LOOKUP_RESULTS: &str = "attrsync_lookup_results_total";
 pub const AUTH_FAILURES: &str = "attrsync_auth_failures_total";
+pub const DEDUP_HITS: &str = "attrsync_dedup_hits_total";
+pub const QUEUE_OLDEST_AGE: &str = "attrsync_queue_oldest_job_age_seconds";
+pub const DEAD_LETTERS: &str = "attrsync_dead_letters";
+pub const DEAD_LETTERED: &str = "attrsync_dead_lettered_total";
+pub const QUEUE_RETRIES: &str = "attrsync_queue_retries_total";
+pub const LIMITER_WAITS: &str = "attrsync_rate_limiter_waits_total";
+pub const LIMITER_WAIT_SECONDS: &str = "attrsync_rate_limiter_wait_seconds";
+pub const BREAKER_STATE: &str = "attrsync_crm_circuit_state";
 pub const LOAD_SHED: &str = "attrsync_requests_shed_total";
 
 /// Every metric name with its help text, for `describe_*` and the README.
@@ -80,10 +88,13 @@ pub fn handle() -> PrometheusHandle {
             match builder.install_recorder() {
                 Ok(handle) => {
                     for (name, help) in CATALOGUE {
-                        if name.ends_with("_seconds") {
-                            metrics::describe_histogram!(*name, metrics::Unit::Seconds, *help);
-                        } else if *name == QUEUE_DEPTH {
+                        if matches!(
+                            *name,
+                            QUEUE_DEPTH | QUEUE_OLDEST_AGE | DEAD_LETTERS | BREAKER_STATE
+                        ) {
                             metrics::describe_gauge!(*name, *help);
+                        } else if name.ends_with("_seconds") {
+                            metrics::describe_histogram!(*name, metrics::Unit::Seconds, *help);
                         } else {
                             metrics::describe_counter!(*name, *help);
                         }

@@ -22,6 +22,9 @@ use crate::ingest::{CtiEvent, LookupRequest};
         crate::routes::health::healthz,
         crate::routes::health::readyz,
         crate::routes::health::metrics,
+        crate::routes::admin::list,
+        crate::routes::admin::show,
+        crate::routes::admin::replay,
         openapi_json,
     ),
     components(schemas(CtiEvent, LookupRequest, LookupAnswer, Accepted, Ignored, ErrorBody)),
@@ -43,9 +46,10 @@ pub struct Accepted {
     pub event_id: String,
 }
 
-/// 200 answer for a Genesys event whose topic attrsync does not process.
+/// 200 answer for an event attrsync will not process: a topic it ignores, or a duplicate.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Ignored {
+    /// "ignored" or "duplicate".
     #[schema(example = "ignored")]
     pub status: String,
 }
@@ -89,6 +93,9 @@ mod tests {
             "/readyz",
             "/metrics",
             "/openapi.json",
+            "/admin/dead-letters",
+            "/admin/dead-letters/{id}",
+            "/admin/dead-letters/{id}/replay",
         ] {
             assert!(
                 doc.paths.paths.contains_key(path),

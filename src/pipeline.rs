@@ -128,9 +128,12 @@ impl Pipeline {
 
     pub async fn process(&self, job: &EnrichmentJob) -> Result<Outcome, PipelineError> {
         let mut keys = job.keys.clone();
+        // A repeated attempt may follow a crash after our PATCH went out: read what is really on
+        // the participant, so the minimal patch is empty instead of a second write.
         let need_conversation = job.participant_id.is_none()
             || self.policy.needs_current_attributes()
-            || keys.is_empty();
+            || keys.is_empty()
+            || job.attempt > 1;
 
         let (participant_id, current) = if need_conversation {
             let conversation = match self.genesys.get_conversation(&job.conversation_id).await {

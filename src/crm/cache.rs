@@ -8,9 +8,11 @@ use std::time::{Duration, Instant};
 use moka::future::Cache;
 use moka::Expiry;
 
+use super::breaker::{Breaker, Permit};
 use super::{CrmAdapter, CrmError, CrmRecord, CustomerKey};
 use crate::config::{CacheSettings, KeyKind};
 use crate::metrics;
+use crate::retry::Retryable as _;
 
 type Answer = Option<Arc<CrmRecord>>;
 
@@ -42,6 +44,7 @@ pub struct CachedCrm {
     adapter: Arc<dyn CrmAdapter>,
     cache: Cache<String, Answer>,
     key_order: Vec<KeyKind>,
+    breaker: Arc<Breaker>,
 }
 
 impl CachedCrm {
@@ -49,6 +52,7 @@ impl CachedCrm {
         adapter: Arc<dyn CrmAdapter>,
         settings: &CacheSettings,
         key_order: Vec<KeyKind>,
+        breaker: Breaker,
     ) -> Self {
         let cache = Cache::builder()
             .max_capacity(settings.max_entries)
@@ -61,6 +65,7 @@ impl CachedCrm {
             adapter,
             cache,
             key_order,
+            breaker: Arc::new(breaker),
         }
     }
 
@@ -92,11 +97,22 @@ impl CachedCrm {
 
     async fn find(&self, key: &CustomerKey) -> Result<Answer, CrmError> {
         let adapter = self.adapter.clone();
+        let breaker = self.breaker.clone();
         let owned = key.clone();
         let entry = self
             .cache
             .entry(key.cache_key())
-            .or_try_insert_with(async move { adapter.find(&owned).await.map(|r| r.map(Arc::new)) })
+            .or_try_insert_with(async move {
+                if let Permit::Refused(retry_after) = breaker.permit() {
+                    return Err(CrmError::CircuitOpen { retry_after });
+                }
+                let result = adapter.find(&owned).await;
+                match &result {
+                    Err(e) if e.is_retryable() => breaker.failed(),
+                    _ => breaker.succeeded(),
+                }
+                result.map(|r| r.map(Arc::new))
+            })
             .await
             .map_err(|e: Arc<CrmError>| (*e).clone())?;
         let result = if entry.is_fresh() { "miss" } else { "hit" };
@@ -152,6 +168,7 @@ mod tests {
                 adapter.clone(),
                 &settings,
                 vec![KeyKind::CustomerId, KeyKind::Email],
+                Breaker::new(0, Duration::from_secs(1)),
             ),
             adapter,
         )

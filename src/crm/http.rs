@@ -36,6 +36,7 @@ pub struct HttpCrm {
     fields: BTreeMap<String, String>,
     phone_notations: Vec<Notation>,
     retry: RetryPolicy,
+    budget: crate::budget::RateBudget,
 }
 
 impl HttpCrm {
@@ -106,6 +107,11 @@ impl HttpCrm {
             results_pointer: settings.results_pointer.clone(),
             fields: settings.fields.clone(),
             phone_notations: settings.phone_notations.clone(),
+            budget: crate::budget::RateBudget::per_minute(
+                "crm",
+                settings.rate_limit_per_minute,
+                settings.rate_limit_burst,
+            ),
             retry: RetryPolicy {
                 max_retries: settings.max_retries,
                 base_delay: Duration::from_millis(settings.retry_base_ms),
@@ -137,6 +143,7 @@ impl HttpCrm {
     }
 
     async fn fetch(&self, url: &str) -> Result<Option<CrmRecord>, CrmError> {
+        self.budget.acquire().await;
         let started = tokio::time::Instant::now();
         let response = match self.http.request(self.method.clone(), url).send().await {
             Ok(r) => r,
@@ -279,6 +286,7 @@ mod tests {
             "method": "GET", "headers": {}, "auth": "none", "token": "", "username": "",
             "password": "", "api_key_header": "X-API-Key", "api_key": "",
             "results_pointer": results_pointer, "fields": {}, "phone_notations": ["e164"],
+            "rate_limit_per_minute": 0, "rate_limit_burst": 1,
             "timeout_ms": 100, "max_retries": 0, "retry_base_ms": 1, "retry_max_ms": 1
         }))
         .unwrap();

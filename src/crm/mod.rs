@@ -1,6 +1,7 @@
 //! CRM adapters: one small trait, the customer keys it is asked about, its errors, and the choice
 //! of adapter made once from configuration. The cache in front of every adapter is in `cache`.
 
+pub mod breaker;
 pub mod cache;
 pub mod file;
 pub mod http;
@@ -61,13 +62,16 @@ pub enum CrmError {
     InvalidResponse(String),
     #[error("CRM adapter is not usable: {0}")]
     Unavailable(String),
+    /// The circuit breaker is open after repeated failures; the CRM was not called.
+    #[error("CRM circuit is open")]
+    CircuitOpen { retry_after: Duration },
 }
 
 impl Retryable for CrmError {
     fn is_retryable(&self) -> bool {
         match self {
             CrmError::Status { status, .. } => matches!(*status, 408 | 429 | 500..=599),
-            CrmError::Timeout | CrmError::Connect(_) => true,
+            CrmError::Timeout | CrmError::Connect(_) | CrmError::CircuitOpen { .. } => true,
             CrmError::InvalidResponse(_) | CrmError::Unavailable(_) => false,
         }
     }
@@ -75,6 +79,7 @@ impl Retryable for CrmError {
     fn retry_after(&self) -> Option<Duration> {
         match self {
             CrmError::Status { retry_after, .. } => *retry_after,
+            CrmError::CircuitOpen { retry_after } => Some(*retry_after),
             _ => None,
         }
     }

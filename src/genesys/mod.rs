@@ -135,6 +135,7 @@ pub struct GenesysConfig {
     pub connect_timeout: Duration,
     pub token_refresh_margin: Duration,
     pub retry: RetryPolicy,
+    pub budget: crate::budget::RateBudget,
 }
 
 #[derive(Clone)]
@@ -143,6 +144,7 @@ pub struct GenesysClient {
     api_base: url::Url,
     tokens: TokenProvider,
     retry: RetryPolicy,
+    budget: std::sync::Arc<crate::budget::RateBudget>,
 }
 
 impl GenesysClient {
@@ -166,6 +168,7 @@ impl GenesysClient {
             api_base: config.api_base,
             tokens,
             retry: config.retry,
+            budget: std::sync::Arc::new(config.budget),
         })
     }
 
@@ -281,6 +284,8 @@ impl GenesysClient {
                 .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
                 .body(body);
         }
+        // Every attempt spends budget, retries included: that is what Genesys counts.
+        self.budget.acquire().await;
         let started = tokio::time::Instant::now();
         match request.send().await {
             Err(e) => {

@@ -13,6 +13,7 @@ use crate::domain::{EnrichmentJob, Source};
 use crate::error::{ApiError, ErrorBody, StrictJson};
 use crate::ingest::{self, ConversationEvent, CtiEvent, GenesysEvent};
 use crate::metrics;
+use crate::store::Enqueued;
 
 /// A Genesys conversation event: an AWS EventBridge event (payload in `detail.eventBody`), a
 /// notification (`topicName` + `eventBody`) or a bare event body. Only
@@ -23,7 +24,7 @@ use crate::metrics;
         description = "EventBridge event, notification, or bare customer.start event body"),
     responses(
         (status = 202, description = "Validated and queued", body = crate::openapi::Accepted),
-        (status = 200, description = "A topic attrsync does not process", body = crate::openapi::Ignored),
+        (status = 200, description = "A topic attrsync does not process (`ignored`), or an event already accepted (`duplicate`)", body = crate::openapi::Ignored),
         (status = 400, description = "Not JSON", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not declared as JSON", body = ErrorBody),
@@ -45,7 +46,7 @@ pub async fn genesys(
         }
         GenesysEvent::CustomerStart(event) => {
             let job = job(Source::Genesys, *event, Default::default(), request_id);
-            queue(&state, job)
+            queue(&state, job).await
         }
     }
 }
@@ -56,6 +57,7 @@ pub async fn genesys(
     request_body = CtiEvent,
     responses(
         (status = 202, description = "Validated and queued", body = crate::openapi::Accepted),
+        (status = 200, description = "An event already accepted (`duplicate`)", body = crate::openapi::Ignored),
         (status = 400, description = "Not JSON", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not declared as JSON", body = ErrorBody),
@@ -71,7 +73,7 @@ pub async fn cti(
         .validate(state.region)
         .inspect_err(|_| count(Source::Cti, "rejected"))?;
     let job = job(Source::Cti, valid.event, valid.attributes, request_id);
-    queue(&state, job)
+    queue(&state, job).await
 }
 
 pub(crate) fn request_id_of(request_id: Option<Extension<RequestId>>) -> String {
@@ -95,22 +97,38 @@ fn job(
         participant_id: event.participant_id,
         keys: event.keys,
         extra_attributes,
-        received_at: tokio::time::Instant::now(),
+        received_at_ms: crate::store::now_ms(),
+        attempt: 1,
     }
 }
 
-fn queue(state: &AppState, job: EnrichmentJob) -> Result<(StatusCode, Json<Value>), ApiError> {
+async fn queue(
+    state: &AppState,
+    job: EnrichmentJob,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let source = job.source;
     let event_id = job.event_id.clone();
-    state.queue.submit(job).map_err(|e| {
+    let outcome = state.queue.submit(job).await.map_err(|e| {
         count(source, "refused");
         ApiError::from(e)
     })?;
-    tracing::info!(event_id = %event_id, "event queued");
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"status": "queued", "eventId": event_id})),
-    ))
+    match outcome {
+        Enqueued::Accepted => {
+            tracing::info!(event_id = %event_id, "event queued");
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({"status": "queued", "eventId": event_id})),
+            ))
+        }
+        Enqueued::Duplicate => {
+            count(source, "duplicate");
+            tracing::info!(event_id = %event_id, "duplicate event; already accepted");
+            Ok((
+                StatusCode::OK,
+                Json(json!({"status": "duplicate", "eventId": event_id})),
+            ))
+        }
+    }
 }
 
 /// Ingest-side outcomes (rejected, ignored, refused); the pipeline counts the rest.

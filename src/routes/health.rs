@@ -39,7 +39,11 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let queue = if state.queue.is_closed() {
         "error: shutting down".to_owned()
     } else {
-        "ok".to_owned()
+        match tokio::time::timeout(limit, state.queue.store().ping()).await {
+            Ok(Ok(())) => "ok".to_owned(),
+            Ok(Err(e)) => format!("error: {e}"),
+            Err(_) => "error: timed out".to_owned(),
+        }
     };
     let ready = [&token, &crm, &queue].iter().all(|s| *s == "ok");
     let status = if ready {
@@ -57,6 +61,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
                 "crm": crm,
                 "crm_adapter": state.pipeline.crm().adapter_name(),
                 "queue": queue,
+                "queue_backend": state.queue.store().backend(),
                 "queue_depth": state.queue.depth(),
             }
         })),

@@ -70,6 +70,7 @@ pub async fn lookup(
                 }
                 None => "not_found",
             },
+            Ok(Ok(Err(crate::crm::CrmError::CircuitOpen { .. }))) => "circuit_open",
             Ok(Ok(Err(e))) => {
                 tracing::warn!(error = %e, "CRM lookup failed");
                 "crm_error"
@@ -114,17 +115,16 @@ pub async fn lookup(
             participant_id: valid.participant_id,
             keys: valid.keys,
             extra_attributes: BTreeMap::new(),
-            received_at: tokio::time::Instant::now(),
+            received_at_ms: crate::store::now_ms(),
+            attempt: 1,
         };
         // The caller is waiting for the answer, not the write: a full queue costs the write only.
-        match state.queue.submit(job) {
-            Ok(()) => {}
-            Err(QueueError::Full) => {
-                tracing::warn!("queue full; lookup answered without writing attributes")
-            }
+        match state.queue.submit(job).await {
+            Ok(_) => {}
             Err(QueueError::Closed) => {
                 tracing::info!("shutting down; lookup answered without writing attributes")
             }
+            Err(e) => tracing::warn!(error = %e, "lookup answered without writing attributes"),
         }
     }
     Ok(Json(answer))

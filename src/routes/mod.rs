@@ -1,6 +1,7 @@
 //! The HTTP surface: routes and the middleware stack around them (request ids, trace spans,
 //! metrics, body limit, timeout, panic catching).
 
+pub mod admin;
 pub mod events;
 pub mod health;
 pub mod lookup;
@@ -65,6 +66,9 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
         );
     let ops = Router::new()
         .route("/metrics", get(health::metrics))
+        .route("/admin/dead-letters", get(admin::list))
+        .route("/admin/dead-letters/{id}", get(admin::show))
+        .route("/admin/dead-letters/{id}/replay", post(admin::replay))
         .route_layer(guard("ops", &settings.auth.ops)?)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -1,0 +1,537 @@
+//! The durable job queue: accepted events, their retries, deduplication and dead letters, in
+//! SQLite (the embedded default: one WAL file, no server) or PostgreSQL (for several replicas
+//! behind a load balancer; claims use `FOR UPDATE SKIP LOCKED`, so each job goes to exactly one
+//! replica). Both backends run the same SQL apart from the table definitions and the claim.
+//!
+//! A job is on disk before its event is acknowledged. A claimed job carries a lease: if the
+//! process dies (SIGKILL, OOM), the lease runs out and another worker claims it again.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::Row as _;
+
+use crate::config::QueueSettings;
+use crate::retry::Retryable;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("queue database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("stored job is unreadable: {0}")]
+    Corrupt(String),
+}
+
+impl Retryable for StoreError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Database(_))
+    }
+}
+
+/// What is persisted of an event: everything the pipeline needs to process it later, in another
+/// process if need be.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobPayload {
+    pub source: String,
+    pub event_id: String,
+    pub request_id: String,
+    pub conversation_id: String,
+    pub participant_id: Option<String>,
+    pub customer_id: Option<String>,
+    pub external_contact_id: Option<String>,
+    /// As received; normalised again when processed.
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    #[serde(default)]
+    pub extra_attributes: std::collections::BTreeMap<String, String>,
+}
+
+/// A job handed to a worker.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    pub id: i64,
+    /// 1 on the first claim; more after a retry or a lost lease.
+    pub attempts: u32,
+    pub created_at_ms: i64,
+    pub payload: JobPayload,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    Accepted,
+    /// The same event id, or the same conversation + participant + customer key within the
+    /// dedup window, was accepted before.
+    Duplicate,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueStats {
+    /// Jobs queued or running.
+    pub depth: u64,
+    /// Age of the oldest queued or running job, in milliseconds (0 when empty).
+    pub oldest_age_ms: u64,
+    pub dead_letters: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetter {
+    pub id: i64,
+    pub event_key: String,
+    pub attempts: u32,
+    pub last_error: String,
+    pub created_at_ms: i64,
+    pub failed_at_ms: i64,
+    pub payload: JobPayload,
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs the same statement on whichever pool is configured.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.pool {
+            Pool::Sqlite($pool) => $body,
+            Pool::Postgres($pool) => $body,
+        }
+    };
+}
+
+pub struct JobStore {
+    pool: Pool,
+}
+
+const SQLITE_SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS attrsync_jobs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_key TEXT NOT NULL UNIQUE,
+        payload TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        run_at BIGINT NOT NULL,
+        locked_by TEXT,
+        locked_until BIGINT,
+        last_error TEXT,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS attrsync_jobs_due ON attrsync_jobs (state, run_at)",
+    "CREATE INDEX IF NOT EXISTS attrsync_jobs_updated ON attrsync_jobs (state, updated_at)",
+    "CREATE TABLE IF NOT EXISTS attrsync_dedup (
+        dedup_key TEXT PRIMARY KEY,
+        expires_at BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS attrsync_dead_letters (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        job_id BIGINT NOT NULL UNIQUE,
+        last_error TEXT NOT NULL,
+        failed_at BIGINT NOT NULL)",
+];
+
+const POSTGRES_SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS attrsync_jobs (
+        id BIGSERIAL PRIMARY KEY,
+        event_key TEXT NOT NULL UNIQUE,
+        payload TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempts BIGINT NOT NULL DEFAULT 0,
+        run_at BIGINT NOT NULL,
+        locked_by TEXT,
+        locked_until BIGINT,
+        last_error TEXT,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS attrsync_jobs_due ON attrsync_jobs (state, run_at)",
+    "CREATE INDEX IF NOT EXISTS attrsync_jobs_updated ON attrsync_jobs (state, updated_at)",
+    "CREATE TABLE IF NOT EXISTS attrsync_dedup (
+        dedup_key TEXT PRIMARY KEY,
+        expires_at BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS attrsync_dead_letters (
+        id BIGSERIAL PRIMARY KEY,
+        job_id BIGINT NOT NULL UNIQUE,
+        last_error TEXT NOT NULL,
+        failed_at BIGINT NOT NULL)",
+];
+
+/// Takes due jobs (queued and due, or running with an expired lease) for one worker.
+const SQLITE_CLAIM: &str = "UPDATE attrsync_jobs
+    SET state = 'running', locked_by = $1, locked_until = $2, attempts = attempts + 1, updated_at = $3
+    WHERE id IN (
+        SELECT id FROM attrsync_jobs
+        WHERE (state = 'queued' AND run_at <= $3) OR (state = 'running' AND locked_until < $3)
+        ORDER BY run_at LIMIT $4)
+    RETURNING id, attempts, created_at, payload";
+
+const POSTGRES_CLAIM: &str = "UPDATE attrsync_jobs
+    SET state = 'running', locked_by = $1, locked_until = $2, attempts = attempts + 1, updated_at = $3
+    WHERE id IN (
+        SELECT id FROM attrsync_jobs
+        WHERE (state = 'queued' AND run_at <= $3) OR (state = 'running' AND locked_until < $3)
+        ORDER BY run_at LIMIT $4
+        FOR UPDATE SKIP LOCKED)
+    RETURNING id, attempts, created_at, payload";
+
+impl JobStore {
+    /// Opens (and creates if needed) the store named by `queue.backend`.
+    pub async fn connect(settings: &QueueSettings) -> anyhow::Result<JobStore> {
+        use anyhow::Context as _;
+        match settings.backend {
+            crate::config::QueueBackend::Sqlite => {
+                let options = SqliteConnectOptions::new()
+                    .filename(&settings.sqlite_path)
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    // With WAL, NORMAL loses nothing on a process crash; only a power cut can
+                    // take the last transactions, and it keeps commits cheap.
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(10));
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(4)
+                    .connect_with(options)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "queue.sqlite_path: cannot open {}",
+                            settings.sqlite_path.display()
+                        )
+                    })?;
+                let store = JobStore {
+                    pool: Pool::Sqlite(pool),
+                };
+                store.create_schema(SQLITE_SCHEMA).await?;
+                Ok(store)
+            }
+            crate::config::QueueBackend::Postgres => {
+                let url = secrecy::ExposeSecret::expose_secret(&settings.postgres_url);
+                let mut options: PgConnectOptions = url
+                    .parse()
+                    .context("queue.postgres_url: not a PostgreSQL URL")?;
+                if !settings.postgres_schema.is_empty() {
+                    options = options.options([("search_path", settings.postgres_schema.as_str())]);
+                }
+                let pool = PgPoolOptions::new()
+                    .max_connections(settings.postgres_max_connections)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect_with(options)
+                    .await
+                    .context("queue.postgres_url: cannot connect")?;
+                let store = JobStore {
+                    pool: Pool::Postgres(pool),
+                };
+                store.create_schema(POSTGRES_SCHEMA).await?;
+                Ok(store)
+            }
+        }
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
+        }
+    }
+
+    async fn create_schema(&self, statements: &[&str]) -> Result<(), StoreError> {
+        for statement in statements {
+            on_pool!(self, pool => sqlx::query(statement).execute(pool).await.map(|r| r.rows_affected()))?;
+        }
+        Ok(())
+    }
+
+    /// Persists a job unless it duplicates one already accepted. `dedup_key` identifies "the same
+    /// work" (conversation, participant, customer key) for `dedup_window`.
+    pub async fn enqueue(
+        &self,
+        event_key: &str,
+        dedup_key: &str,
+        dedup_window: Duration,
+        payload: &JobPayload,
+    ) -> Result<Enqueued, StoreError> {
+        let payload =
+            serde_json::to_string(payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let now = now_ms();
+        let expires = now + dedup_window.as_millis() as i64;
+        macro_rules! enqueue_in {
+            ($pool:expr) => {{
+                let mut tx = $pool.begin().await?;
+                // Claim the dedup key only if it is free or expired; RETURNING tells us whether
+                // this transaction got it, atomically even across replicas.
+                let claimed = sqlx::query(
+                    "INSERT INTO attrsync_dedup (dedup_key, expires_at) VALUES ($1, $2)
+                     ON CONFLICT (dedup_key) DO UPDATE SET expires_at = excluded.expires_at
+                     WHERE attrsync_dedup.expires_at < $3
+                     RETURNING dedup_key",
+                )
+                .bind(dedup_key)
+                .bind(expires)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if claimed.is_none() {
+                    tx.rollback().await?;
+                    return Ok(Enqueued::Duplicate);
+                }
+                let inserted = sqlx::query(
+                    "INSERT INTO attrsync_jobs (event_key, payload, state, attempts, run_at, created_at, updated_at)
+                     VALUES ($1, $2, 'queued', 0, $3, $3, $3)
+                     ON CONFLICT (event_key) DO NOTHING",
+                )
+                .bind(event_key)
+                .bind(&payload)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if inserted == 0 {
+                    tx.rollback().await?;
+                    return Ok(Enqueued::Duplicate);
+                }
+                tx.commit().await?;
+                Ok(Enqueued::Accepted)
+            }};
+        }
+        match &self.pool {
+            Pool::Sqlite(pool) => enqueue_in!(pool),
+            Pool::Postgres(pool) => enqueue_in!(pool),
+        }
+    }
+
+    /// Claims up to `limit` due jobs for `owner`, each leased for `lease`.
+    pub async fn claim(
+        &self,
+        owner: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<ClaimedJob>, StoreError> {
+        let now = now_ms();
+        let until = now + lease.as_millis() as i64;
+        let rows = match &self.pool {
+            Pool::Sqlite(pool) => sqlx::query(SQLITE_CLAIM)
+                .bind(owner)
+                .bind(until)
+                .bind(now)
+                .bind(limit as i64)
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(|r| read_claimed(&r))
+                .collect::<Result<Vec<_>, _>>(),
+            Pool::Postgres(pool) => sqlx::query(POSTGRES_CLAIM)
+                .bind(owner)
+                .bind(until)
+                .bind(now)
+                .bind(limit as i64)
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(|r| read_claimed(&r))
+                .collect::<Result<Vec<_>, _>>(),
+        }?;
+        Ok(rows)
+    }
+
+    /// The job is done (whatever its outcome); the row stays for `dedup_retention` so the same
+    /// event id is still recognised.
+    pub async fn complete(&self, id: i64) -> Result<(), StoreError> {
+        let now = now_ms();
+        on_pool!(self, pool => sqlx::query(
+            "UPDATE attrsync_jobs SET state = 'done', locked_by = NULL, locked_until = NULL, updated_at = $2 WHERE id = $1")
+            .bind(id).bind(now).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Puts a failed job back, due again at `run_at_ms`.
+    pub async fn retry_at(&self, id: i64, run_at_ms: i64, error: &str) -> Result<(), StoreError> {
+        let now = now_ms();
+        on_pool!(self, pool => sqlx::query(
+            "UPDATE attrsync_jobs SET state = 'queued', run_at = $2, locked_by = NULL, locked_until = NULL,
+             last_error = $3, updated_at = $4 WHERE id = $1")
+            .bind(id).bind(run_at_ms).bind(error).bind(now).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Hands a claimed job back untouched (shutdown): its attempt does not count.
+    pub async fn release(&self, id: i64) -> Result<(), StoreError> {
+        let now = now_ms();
+        on_pool!(self, pool => sqlx::query(
+            "UPDATE attrsync_jobs SET state = 'queued', attempts = attempts - 1, locked_by = NULL,
+             locked_until = NULL, updated_at = $2 WHERE id = $1 AND state = 'running'")
+            .bind(id).bind(now).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Gives up on a job: it moves to the dead letters with its last error.
+    pub async fn dead_letter(&self, id: i64, error: &str) -> Result<(), StoreError> {
+        let now = now_ms();
+        macro_rules! dead_in {
+            ($pool:expr) => {{
+                let mut tx = $pool.begin().await?;
+                sqlx::query(
+                    "UPDATE attrsync_jobs SET state = 'dead', locked_by = NULL, locked_until = NULL,
+                     last_error = $2, updated_at = $3 WHERE id = $1",
+                )
+                .bind(id)
+                .bind(error)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO attrsync_dead_letters (job_id, last_error, failed_at) VALUES ($1, $2, $3)
+                     ON CONFLICT (job_id) DO UPDATE SET last_error = excluded.last_error, failed_at = excluded.failed_at",
+                )
+                .bind(id)
+                .bind(error)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }};
+        }
+        match &self.pool {
+            Pool::Sqlite(pool) => dead_in!(pool),
+            Pool::Postgres(pool) => dead_in!(pool),
+        }
+    }
+
+    pub async fn dead_letters(&self, limit: i64) -> Result<Vec<DeadLetter>, StoreError> {
+        let sql = "SELECT d.job_id AS id, j.event_key, j.attempts, d.last_error, j.created_at, d.failed_at, j.payload
+                   FROM attrsync_dead_letters d JOIN attrsync_jobs j ON j.id = d.job_id
+                   ORDER BY d.failed_at DESC LIMIT $1";
+        let rows = on_pool!(self, pool => sqlx::query(sql).bind(limit).fetch_all(pool).await
+            .map(|rows| rows.iter().map(read_dead).collect::<Vec<_>>()))?;
+        rows.into_iter().collect()
+    }
+
+    pub async fn dead_letter_by_id(&self, id: i64) -> Result<Option<DeadLetter>, StoreError> {
+        let sql = "SELECT d.job_id AS id, j.event_key, j.attempts, d.last_error, j.created_at, d.failed_at, j.payload
+                   FROM attrsync_dead_letters d JOIN attrsync_jobs j ON j.id = d.job_id
+                   WHERE d.job_id = $1";
+        let row = on_pool!(self, pool => sqlx::query(sql).bind(id).fetch_optional(pool).await
+            .map(|r| r.map(|r| read_dead(&r))))?;
+        row.transpose()
+    }
+
+    /// Queues a dead letter again, as a fresh job (attempts and age reset: the operator asked).
+    pub async fn replay(&self, id: i64) -> Result<bool, StoreError> {
+        let now = now_ms();
+        macro_rules! replay_in {
+            ($pool:expr) => {{
+                let mut tx = $pool.begin().await?;
+                let deleted = sqlx::query("DELETE FROM attrsync_dead_letters WHERE job_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if deleted == 0 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "UPDATE attrsync_jobs SET state = 'queued', attempts = 0, run_at = $2, created_at = $2,
+                     updated_at = $2 WHERE id = $1",
+                )
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(true)
+            }};
+        }
+        match &self.pool {
+            Pool::Sqlite(pool) => replay_in!(pool),
+            Pool::Postgres(pool) => replay_in!(pool),
+        }
+    }
+
+    pub async fn stats(&self) -> Result<QueueStats, StoreError> {
+        let now = now_ms();
+        let (depth, oldest, dead): (i64, Option<i64>, i64) = on_pool!(self, pool => {
+            let row = sqlx::query(
+                "SELECT COUNT(*) AS depth, MIN(created_at) AS oldest,
+                        (SELECT COUNT(*) FROM attrsync_dead_letters) AS dead
+                 FROM attrsync_jobs WHERE state IN ('queued', 'running')",
+            )
+            .fetch_one(pool)
+            .await?;
+            (row.try_get("depth")?, row.try_get("oldest")?, row.try_get("dead")?)
+        });
+        Ok(QueueStats {
+            depth: depth.max(0) as u64,
+            oldest_age_ms: oldest.map(|t| (now - t).max(0) as u64).unwrap_or(0),
+            dead_letters: dead.max(0) as u64,
+        })
+    }
+
+    /// Deletes finished jobs and expired dedup keys older than `retention`.
+    pub async fn purge(&self, retention: Duration) -> Result<u64, StoreError> {
+        let now = now_ms();
+        let cutoff = now - retention.as_millis() as i64;
+        let jobs = on_pool!(self, pool => sqlx::query(
+            "DELETE FROM attrsync_jobs WHERE state = 'done' AND updated_at < $1")
+            .bind(cutoff).execute(pool).await.map(|r| r.rows_affected()))?;
+        on_pool!(self, pool => sqlx::query("DELETE FROM attrsync_dedup WHERE expires_at < $1")
+            .bind(now).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(jobs)
+    }
+
+    /// A cheap round trip, for readiness.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+}
+
+fn read_payload(text: &str) -> Result<JobPayload, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn read_claimed<R: sqlx::Row>(row: &R) -> Result<ClaimedJob, StoreError>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let attempts: i64 = row.try_get("attempts")?;
+    let payload: String = row.try_get("payload")?;
+    Ok(ClaimedJob {
+        id: row.try_get("id")?,
+        attempts: attempts.max(0) as u32,
+        created_at_ms: row.try_get("created_at")?,
+        payload: read_payload(&payload)?,
+    })
+}
+
+fn read_dead<R: sqlx::Row>(row: &R) -> Result<DeadLetter, StoreError>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let attempts: i64 = row.try_get("attempts")?;
+    let payload: String = row.try_get("payload")?;
+    Ok(DeadLetter {
+        id: row.try_get("id")?,
+        event_key: row.try_get("event_key")?,
+        attempts: attempts.max(0) as u32,
+        last_error: row.try_get("last_error")?,
+        created_at_ms: row.try_get("created_at")?,
+        failed_at_ms: row.try_get("failed_at")?,
+        payload: read_payload(&payload)?,
+    })
+}
