@@ -211,10 +211,13 @@ fn parse_event_body(
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CtiEvent {
-    /// The middleware's unique id for this event (retries must reuse it).
+    /// The middleware's unique id for this event (retries must reuse it). Required.
+    // Defaulted so that a missing field is reported by `validate`, naming it, like a blank one.
+    #[serde(default)]
     #[schema(example = "cti-7f3a")]
     pub event_id: String,
-    /// The Genesys conversation id.
+    /// The Genesys conversation id. Required.
+    #[serde(default)]
     #[schema(example = "2f7bf00a-0fc2-4d6a-9b56-92238191433e")]
     pub conversation_id: String,
     /// The customer participant's id; when absent attrsync reads the conversation to find it.

@@ -101,15 +101,9 @@ pub async fn lookup(
     ) {
         let job = EnrichmentJob {
             source: Source::Lookup,
-            event_id: format!(
-                "lookup:{}:{}",
-                conversation_id,
-                valid
-                    .participant_id
-                    .as_ref()
-                    .map(|p| p.as_str())
-                    .unwrap_or("-")
-            ),
+            // Each lookup is its own event; the queue's dedup window still recognises a repeat
+            // of the same conversation, participant and keys.
+            event_id: format!("lookup:{}", uuid::Uuid::new_v4().simple()),
             request_id: super::events::request_id_of(request_id),
             conversation_id,
             participant_id: valid.participant_id,

@@ -1,0 +1,165 @@
+//! What senders get for input attrsync cannot use: a clear 4xx with a JSON error body, nothing
+//! queued, nothing sent to Genesys, and a server that keeps answering.
+
+use serde_json::{json, Value};
+
+use crate::helpers::{
+    bare_start, eventbridge_start, json_body, spawn_app, spawn_app_with, TestApp,
+};
+
+const ENDPOINTS: [&str; 3] = ["/v1/events/genesys", "/v1/events/cti", "/v1/lookup"];
+
+/// Nothing pending, no Genesys call, and the server still answers.
+async fn nothing_happened(app: &TestApp) {
+    assert_eq!(app.pending().await, 0);
+    app.settle().await;
+    let stats = app.genesys.stats();
+    assert_eq!(stats.patch_attributes, 0, "{stats:?}");
+    assert_eq!(stats.get_conversation, 0, "{stats:?}");
+    assert_eq!(app.get("/healthz").await.status(), 200, "still answering");
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_is_a_400_with_a_json_error_body() {
+    let app = spawn_app().await;
+
+    for path in ENDPOINTS {
+        let response = app
+            .post_raw(path, "application/json", "{\"conversationId\": ")
+            .await;
+        assert_eq!(response.status(), 400, "{path}");
+        let body = json_body(response).await;
+        assert_eq!(body["code"], "invalid_json", "{path}: {body}");
+        assert!(body["message"].is_string(), "{body}");
+    }
+    nothing_happened(&app).await;
+}
+
+#[tokio::test]
+async fn a_body_not_declared_as_json_is_a_415() {
+    let app = spawn_app().await;
+    let call = app.new_voice_call("tel:+13175550125");
+    let event = eventbridge_start(&call).to_string();
+
+    for content_type in ["text/plain", "application/x-www-form-urlencoded"] {
+        let response = app
+            .post_raw("/v1/events/genesys", content_type, event.clone())
+            .await;
+        assert_eq!(response.status(), 415, "{content_type}");
+        assert_eq!(json_body(response).await["code"], "unsupported_media_type");
+    }
+    nothing_happened(&app).await;
+    assert!(app.customer_patches(&call).is_empty());
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_a_413() {
+    let app = spawn_app_with(|settings, _| settings.server.body_limit_bytes = 1024).await;
+    let call = app.new_voice_call("tel:+13175550125");
+    let mut event = bare_start(&call);
+    event["padding"] = json!("x".repeat(2048));
+
+    let response = app
+        .post_raw("/v1/events/genesys", "application/json", event.to_string())
+        .await;
+
+    assert_eq!(response.status(), 413);
+    assert_eq!(json_body(response).await["code"], "payload_too_large");
+    nothing_happened(&app).await;
+}
+
+#[tokio::test]
+async fn json_that_is_not_a_genesys_event_is_a_422() {
+    let app = spawn_app().await;
+
+    let response = app.post_genesys_event(&json!({"hello": "world"})).await;
+
+    assert_eq!(response.status(), 422);
+    let body = json_body(response).await;
+    assert_eq!(body["code"], "invalid_field", "{body}");
+    assert_eq!(body["field"], "$", "{body}");
+    nothing_happened(&app).await;
+}
+
+#[tokio::test]
+async fn a_conversation_id_that_could_change_the_url_is_refused_naming_it() {
+    let app = spawn_app().await;
+    let call = app.new_voice_call("tel:+13175550125");
+    let hostile = "../../users/me";
+
+    let mut envelope = eventbridge_start(&call);
+    envelope["detail"]["eventBody"]["conversationId"] = json!(hostile);
+    let mut bare = bare_start(&call);
+    bare["conversationId"] = json!(hostile);
+    let cti = json!({"eventId": "e-1", "conversationId": hostile, "callerNumber": "3175550125"});
+    let lookup = json!({"conversationId": hostile, "ani": "3175550125"});
+
+    for (path, body, field) in [
+        (
+            "/v1/events/genesys",
+            &envelope,
+            "detail.eventBody.conversationId",
+        ),
+        ("/v1/events/genesys", &bare, "conversationId"),
+        ("/v1/events/cti", &cti, "conversationId"),
+        ("/v1/lookup", &lookup, "conversationId"),
+    ] {
+        let response = app
+            .post_raw(path, "application/json", body.to_string())
+            .await;
+        assert_eq!(response.status(), 422, "{path}: {body}");
+        let answer = json_body(response).await;
+        assert_eq!(answer["field"], field, "{path}: {answer}");
+        assert!(
+            !answer.to_string().contains(hostile),
+            "the error does not echo the value: {answer}"
+        );
+    }
+    nothing_happened(&app).await;
+    assert!(app.customer_patches(&call).is_empty());
+}
+
+#[tokio::test]
+async fn deeply_nested_json_is_refused_and_the_server_keeps_answering() {
+    let app = spawn_app().await;
+    let nested = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let nested_object = format!(
+        "{{\"conversationId\":\"c\",\"x\":{}{}}}",
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+
+    for path in ENDPOINTS {
+        for body in [&nested, &nested_object] {
+            let response = app.post_raw(path, "application/json", body.clone()).await;
+            assert!(
+                response.status().is_client_error(),
+                "{path}: {}",
+                response.status()
+            );
+            let answer: Value = json_body(response).await;
+            assert!(answer["code"].is_string(), "{answer}");
+        }
+    }
+    nothing_happened(&app).await;
+}
+
+#[tokio::test]
+async fn a_json_array_is_refused() {
+    let app = spawn_app().await;
+    let call = app.new_voice_call("tel:+13175550125");
+    let batch = json!([bare_start(&call)]);
+
+    for path in ENDPOINTS {
+        let response = app
+            .post_raw(path, "application/json", batch.to_string())
+            .await;
+        assert!(
+            response.status().is_client_error(),
+            "{path}: {}",
+            response.status()
+        );
+    }
+    nothing_happened(&app).await;
+    assert!(app.customer_patches(&call).is_empty());
+}
