@@ -7,6 +7,7 @@ mod artefacts;
 mod auth;
 mod bad_input;
 mod docs;
+mod durability;
 mod events_cti;
 mod events_genesys;
 mod genesys_client;
