@@ -82,7 +82,12 @@ impl IntoResponse for ApiError {
         match &self {
             ApiError::Internal(e) => tracing::error!(error = ?e, "request failed"),
             ApiError::Unavailable(e) => tracing::warn!(error = %e, "request refused"),
-            other => tracing::info!(error = %other, status = status.as_u16(), "bad request"),
+            // Not the message: serde's text can quote the offending value (a phone number, an
+            // email). The code and the field are enough to find the problem.
+            ApiError::InvalidField(f) => {
+                tracing::info!(status = status.as_u16(), code = self.code(), field = %f.field, "bad request")
+            }
+            _ => tracing::info!(status = status.as_u16(), code = self.code(), "bad request"),
         }
         let body = ErrorBody {
             code: self.code(),

@@ -85,6 +85,10 @@ pub struct Pipeline {
     /// What attrsync last wrote per participant. With `crm_wins` the participant's attributes are
     /// not read, so this is what makes a repeated event cost no PATCH.
     written: Cache<(ConversationId, ParticipantId), Arc<Attributes>>,
+    /// One job per conversation at a time in this process: two events for one caller (an
+    /// EventBridge event and a data-action lookup, say) processed side by side would both see
+    /// nothing written yet and both PATCH.
+    in_progress: Cache<ConversationId, Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl Pipeline {
@@ -105,6 +109,10 @@ impl Pipeline {
                 .max_capacity(100_000)
                 // Conversations that matter are live ones; an hour covers long calls.
                 .time_to_live(Duration::from_secs(3600))
+                .build(),
+            in_progress: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(Duration::from_secs(600))
                 .build(),
         }
     }
@@ -127,6 +135,15 @@ impl Pipeline {
     }
 
     pub async fn process(&self, job: &EnrichmentJob) -> Result<Outcome, PipelineError> {
+        let lock = self
+            .in_progress
+            .get_with(job.conversation_id.clone(), async { Arc::default() })
+            .await;
+        let _turn = lock.lock().await;
+        self.process_in_turn(job).await
+    }
+
+    async fn process_in_turn(&self, job: &EnrichmentJob) -> Result<Outcome, PipelineError> {
         let mut keys = job.keys.clone();
         // A repeated attempt may follow a crash after our PATCH went out: read what is really on
         // the participant, so the minimal patch is empty instead of a second write.

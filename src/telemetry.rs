@@ -8,15 +8,18 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, TelemetrySettings};
 
+/// The filter used when `RUST_LOG` is not set: `level` for attrsync and the HTTP layer; the
+/// client and database libraries only warn (at debug they would log request URLs, which for a CRM
+/// can carry a phone number).
+pub fn default_filter(level: &str) -> String {
+    format!("{level},attrsync={level},tower_http={level},hyper=warn,reqwest=warn,h2=warn,sqlx=warn")
+}
+
 /// Installs the global subscriber and the redaction mode. A second call (tests) is a no-op.
 pub fn init(settings: &TelemetrySettings) {
     crate::redact::set_mode(settings.redact);
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new(format!(
-            "{level},attrsync={level},tower_http={level},hyper=warn,reqwest=warn",
-            level = settings.log_level
-        ))
-    });
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(default_filter(&settings.log_level)));
     let registry = tracing_subscriber::registry().with(filter);
     let _ = match settings.log_format {
         LogFormat::Json => registry

@@ -162,3 +162,109 @@ async fn a_signed_cti_event_cannot_be_replayed() {
     app.settle().await;
     assert_eq!(app.customer_patches(&call).len(), 1);
 }
+
+/// A CTI request signed with the configured secret, with the given id, timestamp and body.
+fn signed_cti(
+    app: &TestApp,
+    id: &str,
+    timestamp: i64,
+    signed_body: &[u8],
+    sent_body: Vec<u8>,
+) -> reqwest::RequestBuilder {
+    let secret =
+        secrecy::ExposeSecret::expose_secret(&app.state.settings.auth.cti.secrets[0]).to_owned();
+    let signature = standardwebhooks::Webhook::new(&secret)
+        .expect("secret")
+        .sign(id, timestamp, signed_body)
+        .expect("sign");
+    app.client
+        .post(app.url("/v1/events/cti"))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header("webhook-id", id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", signature)
+        .body(sent_body)
+}
+
+fn cti_body(app: &TestApp) -> Vec<u8> {
+    let call = app.new_voice_call(ADA_ANI);
+    json!({
+        "eventId": format!("cti-{}", call.conversation_id),
+        "conversationId": call.conversation_id,
+        "participantId": call.customer_participant_id,
+        "callerNumber": ADA_ANI
+    })
+    .to_string()
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn a_signature_with_an_expired_timestamp_is_refused() {
+    let app = spawn_app().await;
+    let body = cti_body(&app);
+    for skew in [-600, 600] {
+        let timestamp = chrono::Utc::now().timestamp() + skew;
+        let response = signed_cti(
+            &app,
+            &format!("msg_old{skew}"),
+            timestamp,
+            &body,
+            body.clone(),
+        )
+        .send()
+        .await
+        .expect("POST");
+        assert_eq!(response.status(), 401, "skew {skew} s");
+        assert_eq!(
+            json_body(response).await["reason"],
+            "timestamp_out_of_tolerance"
+        );
+    }
+    nothing_happened(&app).await;
+}
+
+#[tokio::test]
+async fn a_body_changed_after_signing_is_refused() {
+    let app = spawn_app().await;
+    let body = cti_body(&app);
+    let mut tampered = String::from_utf8(body.clone()).expect("utf-8");
+    tampered = tampered.replace("+13175550125", "+13175550199");
+    let now = chrono::Utc::now().timestamp();
+    let response = signed_cti(&app, "msg_tampered", now, &body, tampered.into_bytes())
+        .send()
+        .await
+        .expect("POST");
+    assert_refused(response, "/v1/events/cti").await;
+    nothing_happened(&app).await;
+}
+
+#[tokio::test]
+async fn during_a_rotation_both_the_old_and_the_new_key_are_accepted() {
+    let old = "rotation-old-key";
+    let new = "rotation-new-key";
+    let app = crate::helpers::spawn_app_with(|settings, _| {
+        settings.auth.genesys.secrets = vec![
+            SecretString::from(old.to_owned()),
+            SecretString::from(new.to_owned()),
+        ];
+    })
+    .await;
+    for key in [old, new, "rotation-retired-key"] {
+        let call = app.new_voice_call(ADA_ANI);
+        let response = app
+            .client
+            .post(app.url("/v1/events/genesys"))
+            .header("x-api-key", key)
+            .json(&as_voice_call_from(eventbridge_start(&call), ADA_ANI))
+            .send()
+            .await
+            .expect("POST");
+        let expected = if key == "rotation-retired-key" {
+            401
+        } else {
+            202
+        };
+        assert_eq!(response.status(), expected, "{key}");
+    }
+    app.settle().await;
+}

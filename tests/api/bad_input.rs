@@ -163,3 +163,85 @@ async fn a_json_array_is_refused() {
     nothing_happened(&app).await;
     assert!(app.customer_patches(&call).is_empty());
 }
+
+#[tokio::test]
+async fn unicode_tricks_in_ids_and_attribute_keys_are_refused() {
+    let app = spawn_app().await;
+    // A Cyrillic "а" that looks like a Latin one, a right-to-left override, a zero-width space,
+    // a fullwidth solidus, and a control character in an attribute key.
+    for (body, field) in [
+        (
+            json!({"eventId": "e1", "conversationId": "c\u{0430}ll-1"}),
+            "conversationId",
+        ),
+        (
+            json!({"eventId": "e1", "conversationId": "call-1\u{202e}"}),
+            "conversationId",
+        ),
+        (
+            json!({"eventId": "e1", "conversationId": "call\u{200b}1"}),
+            "conversationId",
+        ),
+        (
+            json!({"eventId": "e1", "conversationId": "call\u{ff0f}..\u{ff0f}1"}),
+            "conversationId",
+        ),
+        (
+            json!({"eventId": "e1", "conversationId": "c1", "participantId": "p\u{0000}1"}),
+            "participantId",
+        ),
+        (
+            json!({"eventId": "e1", "conversationId": "c1", "attributes": {"k\u{0007}": "v"}}),
+            "attributes.k\u{0007}",
+        ),
+    ] {
+        let response = app.post_cti_event(&body).await;
+        assert_eq!(response.status(), 422, "{body}");
+        assert_eq!(json_body(response).await["field"], field, "{body}");
+    }
+    nothing_happened(&app).await;
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_utf8_is_a_400() {
+    let app = spawn_app().await;
+    let body = b"{\"conversationId\": \"\xff\xfe\"}".to_vec();
+    // A Standard Webhooks signature covers UTF-8 text only, so the CTI endpoint (signed by
+    // default) cannot even be sent this; the other two parse it and refuse it.
+    for path in ["/v1/events/genesys", "/v1/lookup"] {
+        let response = app.post_raw(path, "application/json", body.clone()).await;
+        assert_eq!(response.status(), 400, "{path}");
+        assert_eq!(json_body(response).await["code"], "invalid_json", "{path}");
+    }
+    nothing_happened(&app).await;
+}
+
+#[tokio::test]
+async fn fields_of_the_wrong_type_are_a_422_naming_them() {
+    let app = spawn_app().await;
+    for (path, body, field) in [
+        (
+            "/v1/events/cti",
+            json!({"eventId": 7, "conversationId": "c1"}),
+            "eventId",
+        ),
+        (
+            "/v1/events/cti",
+            json!({"eventId": "e", "conversationId": "c1", "attributes": ["a"]}),
+            "attributes",
+        ),
+        ("/v1/lookup", json!({"ani": 3175550125u64}), "ani"),
+        (
+            "/v1/events/genesys",
+            json!({"conversationId": {"id": "c1"}}),
+            "conversationId",
+        ),
+    ] {
+        let response = app
+            .post_raw(path, "application/json", body.to_string())
+            .await;
+        assert_eq!(response.status(), 422, "{path} {body}");
+        assert_eq!(json_body(response).await["field"], field, "{path} {body}");
+    }
+    nothing_happened(&app).await;
+}

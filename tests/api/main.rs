@@ -11,6 +11,7 @@ mod durability;
 mod events_cti;
 mod events_genesys;
 mod genesys_client;
+mod logs;
 mod lookup;
 mod merge;
 mod ops;

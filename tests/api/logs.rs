@@ -1,0 +1,151 @@
+//! What the logs of a full run contain: no secret and no phone number, email or CRM value, in
+//! any form, at debug level.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use serde_json::json;
+use tracing_subscriber::layer::SubscriberExt as _;
+
+use crate::helpers::{
+    as_voice_call_from, eventbridge_start, spawn_app_with, use_http_crm, TestApp,
+};
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+async fn a_full_run(app: &TestApp) {
+    // EventBridge, CTI (with an email), a data-action lookup, an unknown caller, a bad request
+    // quoting a phone number, and a refused request carrying a wrong key.
+    let ada = app.new_voice_call("tel:+13175550125");
+    let event = as_voice_call_from(eventbridge_start(&ada), "tel:+13175550125");
+    assert_eq!(app.post_genesys_event(&event).await.status(), 202);
+    let alan = app.new_voice_call("tel:+442079460018");
+    let cti = json!({
+        "eventId": "cti-logs-1", "conversationId": alan.conversation_id,
+        "callerNumber": "+44 20 7946 0018", "email": "alan.turing@example.org",
+        "attributes": {"ivr.intent": "billing"}
+    });
+    assert_eq!(app.post_cti_event(&cti).await.status(), 202);
+    let lookup = json!({"conversationId": ada.conversation_id, "participantId": ada.customer_participant_id,
+                        "ani": "(317) 555-0125", "email": "ada@example.com"});
+    assert_eq!(app.post_lookup(&lookup).await.status(), 200);
+    let stranger = app.new_voice_call("tel:+13175550999");
+    let event = as_voice_call_from(eventbridge_start(&stranger), "tel:+13175550999");
+    assert_eq!(app.post_genesys_event(&event).await.status(), 202);
+    let bad =
+        json!({"eventId": "cti-logs-2", "conversationId": "c1", "callerNumber": 3175550125u64});
+    assert_eq!(app.post_cti_event(&bad).await.status(), 422);
+    let refused = app
+        .client
+        .post(app.url("/v1/events/genesys"))
+        .header("x-api-key", "not-the-key-3175550125")
+        .json(&json!({"conversationId": "c1"}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(refused.status(), 401);
+    app.settle().await;
+    assert_eq!(app.customer_patches(&ada).len(), 1, "the run did its work");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_logs_of_a_full_run_contain_no_secret_and_no_personal_data() {
+    // current_thread: every task of the app, the simulators and the client runs on this thread,
+    // so the thread-local subscriber sees all of their log lines.
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_subscriber::EnvFilter::new(
+            attrsync::telemetry::default_filter("debug"),
+        ))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_span_list(true)
+                .with_writer(capture.clone()),
+        );
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let app = spawn_app_with(|settings, sims| {
+        use_http_crm(settings, &sims.crm);
+        settings.genesys.rate_limit_per_minute = 0;
+    })
+    .await;
+    app.crm.insert(json!({
+        "id": "C-77", "firstName": "Ada", "lastName": "Lovelace", "email": "ada@example.com",
+        "phone": "+13175550125", "tier": "gold"
+    }));
+    app.crm.insert(json!({
+        "id": "C-78", "firstName": "Alan", "lastName": "Turing", "email": "alan.turing@example.org",
+        "phone": "+442079460018"
+    }));
+    a_full_run(&app).await;
+
+    let logs =
+        String::from_utf8_lossy(&capture.0.lock().unwrap_or_else(|e| e.into_inner())).to_string();
+    assert!(
+        logs.contains("participant attributes written"),
+        "the capture saw the pipeline"
+    );
+    assert!(
+        logs.contains("\"request_id\"") && logs.contains("\"conversation_id\""),
+        "log lines carry the request and conversation ids"
+    );
+    let auth = &app.state.settings.auth;
+    let mut forbidden: Vec<String> = vec![
+        "sim-secret".into(),
+        "3175550125".into(),
+        "555-0125".into(),
+        "2079460018".into(),
+        "7946 0018".into(),
+        "3175550999".into(),
+        "ada@example.com".into(),
+        "alan.turing@example.org".into(),
+        "Lovelace".into(),
+        "Turing".into(),
+    ];
+    for group in [&auth.genesys, &auth.cti, &auth.lookup, &auth.ops] {
+        forbidden.extend(
+            group
+                .secrets
+                .iter()
+                .map(|s| secrecy::ExposeSecret::expose_secret(s).to_owned()),
+        );
+    }
+    let lines = logs.lines().count();
+    for needle in &forbidden {
+        let hit = logs.lines().find(|l| l.contains(needle.as_str()));
+        assert!(
+            hit.is_none(),
+            "the logs contain {needle:?}: {}",
+            hit.unwrap_or_default()
+        );
+    }
+    eprintln!(
+        "{lines} log lines checked for {} forbidden strings",
+        forbidden.len()
+    );
+    if std::env::var_os("SHOW_LOGS").is_some() {
+        eprintln!("{logs}");
+    }
+}
