@@ -117,34 +117,11 @@ pub struct JobStore {
     pool: Pool,
 }
 
-const SQLITE_SCHEMA: &[&str] = &[
+/// The tables, for both backends; `{serial}` is the auto-increment key, the one thing their SQL
+/// spells differently here.
+const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS attrsync_jobs (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        event_key TEXT NOT NULL UNIQUE,
-        payload TEXT NOT NULL,
-        state TEXT NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        run_at BIGINT NOT NULL,
-        locked_by TEXT,
-        locked_until BIGINT,
-        last_error TEXT,
-        created_at BIGINT NOT NULL,
-        updated_at BIGINT NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS attrsync_jobs_due ON attrsync_jobs (state, run_at)",
-    "CREATE INDEX IF NOT EXISTS attrsync_jobs_updated ON attrsync_jobs (state, updated_at)",
-    "CREATE TABLE IF NOT EXISTS attrsync_dedup (
-        dedup_key TEXT PRIMARY KEY,
-        expires_at BIGINT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS attrsync_dead_letters (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        job_id BIGINT NOT NULL UNIQUE,
-        last_error TEXT NOT NULL,
-        failed_at BIGINT NOT NULL)",
-];
-
-const POSTGRES_SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS attrsync_jobs (
-        id BIGSERIAL PRIMARY KEY,
+        id {serial},
         event_key TEXT NOT NULL UNIQUE,
         payload TEXT NOT NULL,
         state TEXT NOT NULL,
@@ -161,28 +138,23 @@ const POSTGRES_SCHEMA: &[&str] = &[
         dedup_key TEXT PRIMARY KEY,
         expires_at BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS attrsync_dead_letters (
-        id BIGSERIAL PRIMARY KEY,
+        id {serial},
         job_id BIGINT NOT NULL UNIQUE,
         last_error TEXT NOT NULL,
         failed_at BIGINT NOT NULL)",
 ];
+const SQLITE_SERIAL: &str = "INTEGER PRIMARY KEY AUTOINCREMENT";
+const POSTGRES_SERIAL: &str = "BIGSERIAL PRIMARY KEY";
 
-/// Takes due jobs (queued and due, or running with an expired lease) for one worker.
-const SQLITE_CLAIM: &str = "UPDATE attrsync_jobs
+/// Takes due jobs (queued and due, or running with an expired lease) for one worker. `{lock}`
+/// is `FOR UPDATE SKIP LOCKED` on PostgreSQL, so concurrent replicas neither wait for nor share a
+/// row; SQLite has a single writer and needs nothing.
+const CLAIM: &str = "UPDATE attrsync_jobs
     SET state = 'running', locked_by = $1, locked_until = $2, attempts = attempts + 1, updated_at = $3
     WHERE id IN (
         SELECT id FROM attrsync_jobs
         WHERE (state = 'queued' AND run_at <= $3) OR (state = 'running' AND locked_until < $3)
-        ORDER BY run_at LIMIT $4)
-    RETURNING id, attempts, created_at, payload";
-
-const POSTGRES_CLAIM: &str = "UPDATE attrsync_jobs
-    SET state = 'running', locked_by = $1, locked_until = $2, attempts = attempts + 1, updated_at = $3
-    WHERE id IN (
-        SELECT id FROM attrsync_jobs
-        WHERE (state = 'queued' AND run_at <= $3) OR (state = 'running' AND locked_until < $3)
-        ORDER BY run_at LIMIT $4
-        FOR UPDATE SKIP LOCKED)
+        ORDER BY run_at LIMIT $4 {lock})
     RETURNING id, attempts, created_at, payload";
 
 impl JobStore {
@@ -212,7 +184,7 @@ impl JobStore {
                 let store = JobStore {
                     pool: Pool::Sqlite(pool),
                 };
-                store.create_schema(SQLITE_SCHEMA).await?;
+                store.create_schema(SQLITE_SERIAL).await?;
                 Ok(store)
             }
             crate::config::QueueBackend::Postgres => {
@@ -232,7 +204,7 @@ impl JobStore {
                 let store = JobStore {
                     pool: Pool::Postgres(pool),
                 };
-                store.create_schema(POSTGRES_SCHEMA).await?;
+                store.create_schema(POSTGRES_SERIAL).await?;
                 Ok(store)
             }
         }
@@ -245,9 +217,10 @@ impl JobStore {
         }
     }
 
-    async fn create_schema(&self, statements: &[&str]) -> Result<(), StoreError> {
-        for statement in statements {
-            on_pool!(self, pool => sqlx::query(statement).execute(pool).await.map(|r| r.rows_affected()))?;
+    async fn create_schema(&self, serial: &str) -> Result<(), StoreError> {
+        for statement in SCHEMA {
+            let statement = statement.replace("{serial}", serial);
+            on_pool!(self, pool => sqlx::query(&statement).execute(pool).await.map(|r| r.rows_affected()))?;
         }
         Ok(())
     }
@@ -319,28 +292,18 @@ impl JobStore {
     ) -> Result<Vec<ClaimedJob>, StoreError> {
         let now = now_ms();
         let until = now + lease.as_millis() as i64;
-        let rows = match &self.pool {
-            Pool::Sqlite(pool) => sqlx::query(SQLITE_CLAIM)
-                .bind(owner)
-                .bind(until)
-                .bind(now)
-                .bind(limit as i64)
-                .fetch_all(pool)
-                .await?
-                .into_iter()
-                .map(|r| read_claimed(&r))
-                .collect::<Result<Vec<_>, _>>(),
-            Pool::Postgres(pool) => sqlx::query(POSTGRES_CLAIM)
-                .bind(owner)
-                .bind(until)
-                .bind(now)
-                .bind(limit as i64)
-                .fetch_all(pool)
-                .await?
-                .into_iter()
-                .map(|r| read_claimed(&r))
-                .collect::<Result<Vec<_>, _>>(),
-        }?;
+        let sql = match self.pool {
+            Pool::Sqlite(_) => CLAIM.replace("{lock}", ""),
+            Pool::Postgres(_) => CLAIM.replace("{lock}", "FOR UPDATE SKIP LOCKED"),
+        };
+        let rows = on_pool!(self, pool => sqlx::query(&sql)
+            .bind(owner)
+            .bind(until)
+            .bind(now)
+            .bind(limit as i64)
+            .fetch_all(pool)
+            .await
+            .map(|rows| rows.iter().map(read_claimed).collect::<Result<Vec<_>, _>>()))??;
         Ok(rows)
     }
 

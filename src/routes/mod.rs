@@ -11,6 +11,7 @@ use std::time::Duration;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, StatusCode};
+use axum::response::IntoResponse as _;
 use axum::routing::{get, post};
 use axum::{middleware, Router};
 use tower::limit::ConcurrencyLimitLayer;
@@ -116,7 +117,7 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
                         [(axum::http::header::CONTENT_TYPE, "application/json")],
                         body,
                     )
-                        .into_response_ext()
+                        .into_response()
                 }))
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::REQUEST_TIMEOUT,
@@ -124,14 +125,4 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
                 )),
         )
         .with_state(state))
-}
-
-trait IntoResponseExt {
-    fn into_response_ext(self) -> axum::response::Response;
-}
-
-impl<T: axum::response::IntoResponse> IntoResponseExt for T {
-    fn into_response_ext(self) -> axum::response::Response {
-        self.into_response()
-    }
 }
