@@ -453,9 +453,13 @@ impl JobStore {
         Ok(jobs)
     }
 
-    /// A cheap round trip, for readiness.
+    /// A cheap round trip through the queue's own table, for readiness: fails when the server is
+    /// down and when the tables are gone.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|r| r.rows_affected()))?;
+        on_pool!(self, pool => sqlx::query("SELECT id FROM attrsync_jobs WHERE id = 0")
+            .fetch_optional(pool)
+            .await
+            .map(|_| ()))?;
         Ok(())
     }
 }

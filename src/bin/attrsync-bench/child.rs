@@ -184,6 +184,19 @@ pub fn read_memory(pid: u32) -> Option<Memory> {
 
 type Labels = Vec<(String, String)>;
 
+/// CPU time (user + system) a process has used, in seconds, from /proc/<pid>/stat
+/// (`self` for this process). Assumes the usual 100 clock ticks per second.
+pub fn cpu_secs(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces; the fields after it are plain numbers.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, i.e. 12 and 13 after the name.
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
 /// A Prometheus text scrape: (name, labels, value).
 pub struct Prom {
     samples: Vec<(String, Labels, f64)>,
@@ -272,6 +285,11 @@ fn parse_labels(text: &str) -> Labels {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_time_of_this_process_is_readable() {
+        assert!(cpu_secs("self").is_some_and(|s| s >= 0.0));
+    }
 
     #[test]
     fn prometheus_text_is_parsed() {

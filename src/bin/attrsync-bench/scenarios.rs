@@ -562,6 +562,7 @@ impl Bench {
             }
         }
         self.on_timed_phase(&running.child).await;
+        let cpu0 = Cpu::now(&running.child);
         let stats0 = genesys.sim.stats();
         let crm0 = crm.requests();
         let front0 = genesys.front_429s();
@@ -613,6 +614,7 @@ impl Bench {
             tokio::time::sleep(Duration::from_millis(10)).await;
         };
         let drain_end = now_ns();
+        let cpu1 = Cpu::now(&running.child);
         let stats1 = genesys.sim.stats();
         let crm1 = crm.requests();
         let front1 = genesys.front_429s();
@@ -692,6 +694,7 @@ impl Bench {
         );
         r.detail("crm_calls", crm_calls);
         r.detail("crm_backend", serde_json::to_value(crm.kind)?);
+        r.detail("cpu", cpu0.report(&cpu1, secs(drain_end, first), acked));
         r.detail("repeated_patches", genesys.repeated_patches());
         if let Some(prom) = &prom1 {
             r.detail("attrsync_metrics", metrics_delta(&prom0, prom));
@@ -759,7 +762,9 @@ impl Bench {
         self.on_timed_phase(&running.child).await;
         crm.time_requests(true);
         let crm0 = crm.requests();
+        let cpu0 = Cpu::now(&running.child);
         let miss = load::lookups_open(http, &url, &auth, &callers, rate, 5_000).await;
+        let cpu1 = Cpu::now(&running.child);
         crm.time_requests(false);
         let crm1 = crm.requests();
         let crm_times = crm.timing();
@@ -789,6 +794,10 @@ impl Bench {
             }
         }
         let elapsed = miss.elapsed.as_secs_f64();
+        r.detail(
+            "cpu",
+            cpu0.report(&cpu1, elapsed, miss.samples.len() as u64),
+        );
         r.rate = Some(miss.samples.len() as f64 / elapsed.max(1e-9));
         r.rate_unit = "req/s".to_owned();
         r.rate_definition = format!(
@@ -939,6 +948,7 @@ impl Bench {
         };
         self.on_timed_phase(&running.child).await;
         let crm0 = crm.requests();
+        let cpu0 = Cpu::now(&running.child);
         let report = load::lookups_closed(
             http,
             &url,
@@ -951,6 +961,7 @@ impl Bench {
         )
         .await;
         let crm1 = crm.requests();
+        let cpu1 = Cpu::now(&running.child);
         // Let moka's pending evictions run before reading the resident set.
         tokio::time::sleep(Duration::from_secs(3)).await;
         stop.store(true, Ordering::Relaxed);
@@ -974,6 +985,10 @@ impl Bench {
             r.rss_peak_mb = Some(kb_to_mb(m.hwm_kb));
         }
         r.detail("lookups", completed);
+        r.detail(
+            "cpu",
+            cpu0.report(&cpu1, report.elapsed.as_secs_f64(), completed),
+        );
         r.detail("found", report.found);
         r.detail("http_status", report.tally.json());
         r.detail("elapsed_secs", report.elapsed.as_secs_f64());
@@ -1017,6 +1032,40 @@ fn thin(samples: Vec<Value>, max: usize) -> Vec<Value> {
         .filter(|(i, _)| i % step == 0 || *i == last)
         .map(|(_, v)| v)
         .collect()
+}
+
+/// CPU seconds used so far by attrsync and by the bench process.
+struct Cpu {
+    attrsync: Option<f64>,
+    bench: Option<f64>,
+}
+
+impl Cpu {
+    fn now(child: &AttrsyncChild) -> Self {
+        Self {
+            attrsync: crate::child::cpu_secs(&child.pid().to_string()),
+            bench: crate::child::cpu_secs("self"),
+        }
+    }
+
+    /// CPU used between `self` and `later` over `wall` seconds, per unit of work.
+    fn report(&self, later: &Cpu, wall: f64, units: u64) -> Value {
+        let used = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| (b - a).max(0.0));
+        let attrsync = used(self.attrsync, later.attrsync);
+        let bench = used(self.bench, later.bench);
+        let per = |cpu: Option<f64>| cpu.filter(|_| units > 0).map(|c| c * 1e6 / units as f64);
+        let cores = |cpu: Option<f64>| cpu.filter(|_| wall > 0.0).map(|c| c / wall);
+        json!({
+            "wall_secs": wall,
+            "attrsync_cpu_secs": attrsync,
+            "attrsync_cpu_us_per_unit": per(attrsync),
+            "attrsync_cores_busy": cores(attrsync),
+            "bench_cpu_secs": bench,
+            "bench_cpu_us_per_unit": per(bench),
+            "bench_cores_busy": cores(bench),
+            "note": "bench = load generator + simulators (+ CRM) in one process; 100 ticks/s assumed",
+        })
+    }
 }
 
 struct Budget {
