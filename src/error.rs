@@ -140,6 +140,17 @@ where
                 ApiError::InvalidJson("the body could not be read".to_owned())
             }
         })?;
+        // Every endpoint takes an object. serde would also read a struct from a positional
+        // array (`["e1","c1"]`), which no sender means and strict parsing must refuse.
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+        if first.is_some_and(|b| *b != b'{')
+            && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok()
+        {
+            return Err(ApiError::InvalidField(InvalidField {
+                field: "$".to_owned(),
+                reason: "expected a JSON object".to_owned(),
+            }));
+        }
         let mut de = serde_json::Deserializer::from_slice(&bytes);
         let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();

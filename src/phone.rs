@@ -200,7 +200,11 @@ fn split_uri(raw: &str) -> (&str, Option<String>) {
 fn parse_usable(cleaned: &str, default_region: country::Id) -> Option<PhoneNumber> {
     // The input is only '+' and ASCII digits by now, but the parser has had
     // panics on odd input before; a bad ANI must cost one lookup, not a task.
-    let number = catch_unwind(|| phonenumber::parse(Some(default_region), cleaned))
+    // A '+' names the country itself. phonenumber 0.3 would still strip the default region's
+    // national prefix from it (turning +49 151... into a Hannover landline), so the default
+    // region is only for numbers without one.
+    let region = (!cleaned.starts_with('+')).then_some(default_region);
+    let number = catch_unwind(|| phonenumber::parse(region, cleaned))
         .ok()?
         .ok()?;
     let usable = catch_unwind(AssertUnwindSafe(|| {
@@ -218,15 +222,26 @@ fn is_possible_length(number: &PhoneNumber) -> bool {
     let Ok(length) = u16::try_from(length) else {
         return false;
     };
+    // The crate's general descriptor carries no lengths; the per-type descriptors do.
     DATABASE
         .by_code(&number.code().value())
         .unwrap_or_default()
         .iter()
         .any(|meta| {
-            meta.descriptors()
-                .general()
-                .possible_length()
-                .contains(&length)
+            let d = meta.descriptors();
+            std::iter::once(Some(d.general()))
+                .chain([
+                    d.fixed_line(),
+                    d.mobile(),
+                    d.toll_free(),
+                    d.premium_rate(),
+                    d.shared_cost(),
+                    d.personal_number(),
+                    d.voip(),
+                    d.uan(),
+                ])
+                .flatten()
+                .any(|descriptor| descriptor.possible_length().contains(&length))
         })
 }
 

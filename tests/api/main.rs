@@ -15,4 +15,5 @@ mod logs;
 mod lookup;
 mod merge;
 mod ops;
+mod properties;
 mod queue_store;
