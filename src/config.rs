@@ -469,8 +469,11 @@ impl Settings {
         }
         crate::phone::parse_region(&self.phone.default_region)
             .map_err(|e| invalid("phone.default_region", e))?;
-        if self.merge.max_value_chars == 0 {
-            return Err(invalid("merge.max_value_chars", "must be greater than 0"));
+        if self.merge.max_value_chars < 24 {
+            return Err(invalid(
+                "merge.max_value_chars",
+                "must be at least 24 (the sync timestamp attrsync writes is 24 characters)",
+            ));
         }
         match self.crm.adapter {
             CrmAdapterKind::File => {
