@@ -42,6 +42,15 @@ impl App {
     /// Builds every dependency from `settings` and binds the listener (port 0 picks a free one).
     pub async fn build(settings: Settings) -> anyhow::Result<App> {
         let metrics = crate::metrics::handle();
+        // The recorder leaves upkeep to us: without it histogram samples pile up between scrapes.
+        let upkeep = metrics.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                every.tick().await;
+                upkeep.run_upkeep();
+            }
+        });
         let region = crate::phone::parse_region(&settings.phone.default_region)
             .map_err(|e| anyhow::anyhow!("phone.default_region: {e}"))?;
         let g = &settings.genesys;

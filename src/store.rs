@@ -134,6 +134,7 @@ const SCHEMA: &[&str] = &[
         updated_at BIGINT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS attrsync_jobs_due ON attrsync_jobs (state, run_at)",
     "CREATE INDEX IF NOT EXISTS attrsync_jobs_updated ON attrsync_jobs (state, updated_at)",
+    "CREATE INDEX IF NOT EXISTS attrsync_jobs_leases ON attrsync_jobs (state, locked_until)",
     "CREATE TABLE IF NOT EXISTS attrsync_dedup (
         dedup_key TEXT PRIMARY KEY,
         expires_at BIGINT NOT NULL)",
@@ -146,15 +147,23 @@ const SCHEMA: &[&str] = &[
 const SQLITE_SERIAL: &str = "INTEGER PRIMARY KEY AUTOINCREMENT";
 const POSTGRES_SERIAL: &str = "BIGSERIAL PRIMARY KEY";
 
-/// Takes due jobs (queued and due, or running with an expired lease) for one worker. `{lock}`
-/// is `FOR UPDATE SKIP LOCKED` on PostgreSQL, so concurrent replicas neither wait for nor share a
+/// Takes due jobs for one worker: queued jobs whose time has come, oldest first, then running
+/// jobs whose lease ran out (their worker died). Two index range scans joined by UNION ALL: an OR
+/// of both conditions made SQLite sort every due row, which grew with the backlog. `{lock}` is
+/// `FOR UPDATE SKIP LOCKED` on PostgreSQL, so concurrent replicas neither wait for nor share a
 /// row; SQLite has a single writer and needs nothing.
 const CLAIM: &str = "UPDATE attrsync_jobs
     SET state = 'running', locked_by = $1, locked_until = $2, attempts = attempts + 1, updated_at = $3
     WHERE id IN (
-        SELECT id FROM attrsync_jobs
-        WHERE (state = 'queued' AND run_at <= $3) OR (state = 'running' AND locked_until < $3)
-        ORDER BY run_at LIMIT $4 {lock})
+        SELECT id FROM (
+            SELECT id FROM (
+                SELECT id FROM attrsync_jobs WHERE state = 'queued' AND run_at <= $3
+                ORDER BY run_at LIMIT $4 {lock}) AS due
+            UNION ALL
+            SELECT id FROM (
+                SELECT id FROM attrsync_jobs WHERE state = 'running' AND locked_until < $3
+                LIMIT $4 {lock}) AS orphaned
+        ) AS claimable LIMIT $4)
     RETURNING id, attempts, created_at, payload";
 
 impl JobStore {
