@@ -11,7 +11,6 @@ mod durability;
 mod events_cti;
 mod events_genesys;
 mod genesys_client;
-mod logs;
 mod lookup;
 mod merge;
 mod ops;
