@@ -14,7 +14,7 @@ use std::time::Duration;
 use backon::BackoffBuilder as _;
 use phonenumber::country;
 use sha2::Digest as _;
-use tokio::sync::{watch, Notify, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Notify, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::Instrument as _;
 
@@ -211,6 +211,7 @@ pub struct WorkerPool {
     stop: watch::Sender<bool>,
     dispatcher: JoinHandle<()>,
     in_flight: Arc<Mutex<HashSet<i64>>>,
+    completions: mpsc::UnboundedSender<Completion>,
 }
 
 struct Context {
@@ -219,6 +220,41 @@ struct Context {
     region: country::Id,
     settings: QueueSettings,
     in_flight: Arc<Mutex<HashSet<i64>>>,
+    completions: mpsc::UnboundedSender<Completion>,
+}
+
+enum Completion {
+    Done(i64),
+    /// Write what is pending, then answer.
+    Flush(oneshot::Sender<()>),
+}
+
+/// Records finished jobs in batches: under load, one commit covers every job that finished
+/// while the previous one was being written. A job whose completion is lost in a crash runs
+/// again after its lease, reading the participant first, so nothing is written twice.
+async fn record_completions(store: Arc<JobStore>, mut rx: mpsc::UnboundedReceiver<Completion>) {
+    while let Some(first) = rx.recv().await {
+        let mut ids = Vec::new();
+        let mut flushes = Vec::new();
+        let mut next = Some(first);
+        while let Some(message) = next {
+            match message {
+                Completion::Done(id) => ids.push(id),
+                Completion::Flush(reply) => flushes.push(reply),
+            }
+            next = if ids.len() < 512 {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        if let Err(e) = store.complete_many(&ids).await {
+            tracing::error!(jobs = ids.len(), error = %e, "could not record finished jobs; they will run again after their lease");
+        }
+        for reply in flushes {
+            let _ = reply.send(());
+        }
+    }
 }
 
 pub fn start(
@@ -229,12 +265,15 @@ pub fn start(
 ) -> WorkerPool {
     let (stop, stop_rx) = watch::channel(false);
     let in_flight = Arc::new(Mutex::new(HashSet::new()));
+    let (completions, completed) = mpsc::unbounded_channel();
+    tokio::spawn(record_completions(queue.store.clone(), completed));
     let context = Arc::new(Context {
         pipeline,
         queue: queue.clone(),
         region,
         settings: settings.clone(),
         in_flight: in_flight.clone(),
+        completions: completions.clone(),
     });
     let dispatcher = tokio::spawn(dispatch(context, stop_rx));
     WorkerPool {
@@ -242,6 +281,7 @@ pub fn start(
         stop,
         dispatcher,
         in_flight,
+        completions,
     }
 }
 
@@ -341,7 +381,9 @@ async fn run_job(ctx: &Context, claimed: ClaimedJob) {
         let outcome = match ctx.pipeline.process(&job).await {
             Ok(outcome) => {
                 tracing::info!(outcome = outcome.as_str(), "event processed");
-                finish(claimed.id, ctx.queue.store.complete(claimed.id).await);
+                if ctx.completions.send(Completion::Done(claimed.id)).is_err() {
+                    finish(claimed.id, ctx.queue.store.complete(claimed.id).await);
+                }
                 outcome.as_str()
             }
             Err(e) => handle_failure(ctx, &claimed, &e).await,
@@ -427,6 +469,10 @@ impl WorkerPool {
         let deadline = tokio::time::Instant::now() + grace;
         while !lock(&self.in_flight).is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (flushed, done) = oneshot::channel();
+        if self.completions.send(Completion::Flush(flushed)).is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), done).await;
         }
         let unfinished: Vec<i64> = lock(&self.in_flight).iter().copied().collect();
         for id in &unfinished {
