@@ -24,7 +24,7 @@ use crate::metrics;
 use crate::phone::CallerNumber;
 use crate::pipeline::Pipeline;
 use crate::retry::Retryable;
-use crate::store::{now_ms, ClaimedJob, Enqueued, JobPayload, JobStore, StoreError};
+use crate::store::{now_ms, ClaimedJob, Enqueued, JobPayload, JobStore, NewJob, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QueueError {
@@ -41,24 +41,29 @@ pub enum QueueError {
 #[derive(Clone)]
 pub struct JobQueue {
     store: Arc<JobStore>,
+    /// To the task that writes accepted events in batches.
+    writer: mpsc::Sender<EnqueueRequest>,
     wake: Arc<Notify>,
     closed: Arc<AtomicBool>,
     /// Last known number of queued and running jobs (refreshed by the pool, bumped on enqueue):
     /// the capacity check must not cost a COUNT per request.
     depth: Arc<AtomicU64>,
     capacity: u64,
-    dedup_window: Duration,
 }
 
 impl JobQueue {
+    /// Must be called inside the runtime: it starts the batch writer.
     pub fn new(store: Arc<JobStore>, settings: &QueueSettings) -> Self {
+        let dedup_window = Duration::from_secs(settings.dedup_window_secs);
+        let (writer, requests) = mpsc::channel(4096);
+        tokio::spawn(write_batches(store.clone(), requests, dedup_window));
         Self {
+            writer,
             store,
             wake: Arc::new(Notify::new()),
             closed: Arc::new(AtomicBool::new(false)),
             depth: Arc::new(AtomicU64::new(0)),
             capacity: settings.capacity as u64,
-            dedup_window: Duration::from_secs(settings.dedup_window_secs),
         }
     }
 
@@ -70,20 +75,23 @@ impl JobQueue {
         if self.depth.load(Ordering::Relaxed) >= self.capacity {
             return Err(QueueError::Full);
         }
-        let event_key = format!("{}:{}", job.source.as_str(), job.event_id);
-        let outcome = self
-            .store
-            .enqueue(
-                &event_key,
-                &dedup_key(&job),
-                self.dedup_window,
-                &to_payload(&job),
-            )
+        let (reply, outcome) = oneshot::channel();
+        let request = EnqueueRequest {
+            job: NewJob {
+                event_key: format!("{}:{}", job.source.as_str(), job.event_id),
+                dedup_key: dedup_key(&job),
+                payload: to_payload(&job),
+            },
+            reply,
+        };
+        self.writer
+            .send(request)
             .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "could not persist an event");
-                QueueError::Unavailable
-            })?;
+            .map_err(|_| QueueError::Unavailable)?;
+        let outcome = outcome
+            .await
+            .map_err(|_| QueueError::Unavailable)?
+            .map_err(|()| QueueError::Unavailable)?;
         match outcome {
             Enqueued::Accepted => {
                 self.depth.fetch_add(1, Ordering::Relaxed);
@@ -117,6 +125,45 @@ impl JobQueue {
 
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+}
+
+struct EnqueueRequest {
+    job: NewJob,
+    reply: oneshot::Sender<Result<Enqueued, ()>>,
+}
+
+/// Writes accepted events in batches: every event that arrived while the previous commit was
+/// being written goes into the next transaction, so a burst costs one commit per batch rather
+/// than per event. Each sender still gets its own answer, after its batch is on disk.
+async fn write_batches(
+    store: Arc<JobStore>,
+    mut requests: mpsc::Receiver<EnqueueRequest>,
+    window: Duration,
+) {
+    while let Some(first) = requests.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < 256 {
+            match requests.try_recv() {
+                Ok(request) => batch.push(request),
+                Err(_) => break,
+            }
+        }
+        let (jobs, replies): (Vec<NewJob>, Vec<_>) =
+            batch.into_iter().map(|r| (r.job, r.reply)).unzip();
+        match store.enqueue_many(&jobs, window).await {
+            Ok(outcomes) => {
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                tracing::error!(events = jobs.len(), error = %e, "could not persist events");
+                for reply in replies {
+                    let _ = reply.send(Err(()));
+                }
+            }
+        }
     }
 }
 

@@ -51,6 +51,14 @@ pub struct JobPayload {
     pub extra_attributes: std::collections::BTreeMap<String, String>,
 }
 
+/// A job to persist: its event key (source and event id), its dedup key, and what to run.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub event_key: String,
+    pub dedup_key: String,
+    pub payload: JobPayload,
+}
+
 /// A job handed to a worker.
 #[derive(Debug, Clone)]
 pub struct ClaimedJob {
@@ -246,47 +254,79 @@ impl JobStore {
         dedup_window: Duration,
         payload: &JobPayload,
     ) -> Result<Enqueued, StoreError> {
-        let payload =
-            serde_json::to_string(payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let job = NewJob {
+            event_key: event_key.to_owned(),
+            dedup_key: dedup_key.to_owned(),
+            payload: payload.clone(),
+        };
+        let outcomes = self
+            .enqueue_many(std::slice::from_ref(&job), dedup_window)
+            .await?;
+        Ok(outcomes.into_iter().next().unwrap_or(Enqueued::Duplicate))
+    }
+
+    /// Persists several jobs in one transaction (one commit), each accepted or recognised as a
+    /// duplicate on its own, in order: a duplicate of an earlier job of the same batch is caught.
+    /// On an error nothing of the batch is kept.
+    pub async fn enqueue_many(
+        &self,
+        jobs: &[NewJob],
+        dedup_window: Duration,
+    ) -> Result<Vec<Enqueued>, StoreError> {
         let now = now_ms();
         let expires = now + dedup_window.as_millis() as i64;
+        let payloads = jobs
+            .iter()
+            .map(|j| {
+                serde_json::to_string(&j.payload).map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         macro_rules! enqueue_in {
             ($pool:expr) => {{
                 let mut tx = $pool.begin().await?;
-                // Claim the dedup key only if it is free or expired; RETURNING tells us whether
-                // this transaction got it, atomically even across replicas.
-                let claimed = sqlx::query(
-                    "INSERT INTO attrsync_dedup (dedup_key, expires_at) VALUES ($1, $2)
-                     ON CONFLICT (dedup_key) DO UPDATE SET expires_at = excluded.expires_at
-                     WHERE attrsync_dedup.expires_at < $3
-                     RETURNING dedup_key",
-                )
-                .bind(dedup_key)
-                .bind(expires)
-                .bind(now)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if claimed.is_none() {
-                    tx.rollback().await?;
-                    return Ok(Enqueued::Duplicate);
-                }
-                let inserted = sqlx::query(
-                    "INSERT INTO attrsync_jobs (event_key, payload, state, attempts, run_at, created_at, updated_at)
-                     VALUES ($1, $2, 'queued', 0, $3, $3, $3)
-                     ON CONFLICT (event_key) DO NOTHING",
-                )
-                .bind(event_key)
-                .bind(&payload)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if inserted == 0 {
-                    tx.rollback().await?;
-                    return Ok(Enqueued::Duplicate);
+                let mut outcomes = Vec::with_capacity(jobs.len());
+                for (job, payload) in jobs.iter().zip(&payloads) {
+                    let inserted = sqlx::query(
+                        "INSERT INTO attrsync_jobs (event_key, payload, state, attempts, run_at, created_at, updated_at)
+                         VALUES ($1, $2, 'queued', 0, $3, $3, $3)
+                         ON CONFLICT (event_key) DO NOTHING
+                         RETURNING id",
+                    )
+                    .bind(&job.event_key)
+                    .bind(payload)
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let Some(row) = inserted else {
+                        outcomes.push(Enqueued::Duplicate);
+                        continue;
+                    };
+                    let id: i64 = row.try_get("id")?;
+                    // Claim the dedup key only if it is free or expired; RETURNING tells whether
+                    // this transaction got it, atomically even across replicas.
+                    let claimed = sqlx::query(
+                        "INSERT INTO attrsync_dedup (dedup_key, expires_at) VALUES ($1, $2)
+                         ON CONFLICT (dedup_key) DO UPDATE SET expires_at = excluded.expires_at
+                         WHERE attrsync_dedup.expires_at < $3
+                         RETURNING dedup_key",
+                    )
+                    .bind(&job.dedup_key)
+                    .bind(expires)
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if claimed.is_none() {
+                        sqlx::query("DELETE FROM attrsync_jobs WHERE id = $1")
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
+                        outcomes.push(Enqueued::Duplicate);
+                    } else {
+                        outcomes.push(Enqueued::Accepted);
+                    }
                 }
                 tx.commit().await?;
-                Ok(Enqueued::Accepted)
+                Ok(outcomes)
             }};
         }
         match &self.pool {

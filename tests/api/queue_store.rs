@@ -342,3 +342,36 @@ async fn readiness_reports_a_queue_backend_that_is_gone() {
         "alive, just not ready"
     );
 }
+
+async fn a_batch_is_committed_once_and_judges_each_job_in_order(store: JobStore) {
+    use attrsync::store::NewJob;
+    let job = |event: &str, work: &str| NewJob {
+        event_key: event.to_owned(),
+        dedup_key: work.to_owned(),
+        payload: payload(work),
+    };
+    store
+        .enqueue("genesys:old", "w0", WINDOW, &payload("w0"))
+        .await
+        .unwrap();
+    let outcomes = store
+        .enqueue_many(
+            &[
+                job("genesys:a", "w1"),
+                job("genesys:a", "w2"), // same event id as the first of the batch
+                job("genesys:b", "w1"), // same work as the first of the batch
+                job("genesys:old", "w3"), // an event id accepted before the batch
+                job("genesys:c", "w3"), // new: the refused job above did not take w3
+            ],
+            WINDOW,
+        )
+        .await
+        .unwrap();
+    use Enqueued::{Accepted as A, Duplicate as D};
+    assert_eq!(outcomes, [A, D, D, D, A]);
+    assert_eq!(store.stats().await.unwrap().depth, 3);
+}
+on_both_backends!(
+    batches_are_judged_job_by_job_on_every_backend,
+    a_batch_is_committed_once_and_judges_each_job_in_order
+);
