@@ -149,9 +149,18 @@ async fn write_batches(
                 Err(_) => break,
             }
         }
+        // In one order everywhere, so two replicas' batches never lock the same keys in opposite
+        // orders (a deadlock on PostgreSQL).
+        batch.sort_by(|a, b| a.job.event_key.cmp(&b.job.event_key));
         let (jobs, replies): (Vec<NewJob>, Vec<_>) =
             batch.into_iter().map(|r| (r.job, r.reply)).unzip();
-        match store.enqueue_many(&jobs, window).await {
+        let mut result = store.enqueue_many(&jobs, window).await;
+        if let Err(e) = &result {
+            // One more try for a transient conflict: the senders are waiting for an answer.
+            tracing::warn!(events = jobs.len(), error = %e, "retrying a batch of events");
+            result = store.enqueue_many(&jobs, window).await;
+        }
+        match result {
             Ok(outcomes) => {
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
                     let _ = reply.send(Ok(outcome));

@@ -102,16 +102,25 @@ impl Attrsync {
     }
 }
 
+/// Delivers an event like EventBridge does: a 503 (queue busy) is retried, a few times.
 async fn send(client: &reqwest::Client, base: &str, event: &Value) -> Option<u16> {
-    client
-        .post(format!("{base}/v1/events/genesys"))
-        .header("x-api-key", API_KEY)
-        .json(event)
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await
-        .ok()
-        .map(|r| r.status().as_u16())
+    let mut status = None;
+    for attempt in 0..5 {
+        status = client
+            .post(format!("{base}/v1/events/genesys"))
+            .header("x-api-key", API_KEY)
+            .json(event)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .ok()
+            .map(|r| r.status().as_u16());
+        if status != Some(503) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+    }
+    status
 }
 
 fn calls(sim: &GenesysSim, n: usize) -> Vec<(CreatedConversation, Value)> {
