@@ -77,8 +77,8 @@ impl AuthSettings {
 }
 
 impl EndpointAuth {
-    /// Checks the group's settings; `group` names the config section in errors.
-    pub fn validate(&self, group: &str) -> Result<(), String> {
+    /// Checks the group's settings; the error is the full key at fault and what is wrong.
+    pub fn validate(&self, group: &str) -> Result<(), (String, String)> {
         let key = |k: &str| format!("auth.{group}.{k}");
         if self.mode == AuthMode::None {
             return Ok(());
@@ -90,29 +90,31 @@ impl EndpointAuth {
             .filter(|s| !s.is_empty())
             .collect();
         if secrets.is_empty() {
-            return Err(format!(
-                "{}: required when mode = {:?}; give at least one secret, or set {} = \"none\" to accept unauthenticated requests",
+            return Err((
                 key("secrets"),
-                self.mode,
-                key("mode")
+                format!(
+                    "required when mode = \"{}\"; give at least one secret, or set {} = \"none\" to accept unauthenticated requests",
+                    self.mode.as_str(),
+                    key("mode")
+                ),
             ));
         }
         match self.mode {
             AuthMode::ApiKey => {
                 HeaderName::from_bytes(self.api_key_header.as_bytes())
-                    .map_err(|_| format!("{}: not a valid header name", key("api_key_header")))?;
+                    .map_err(|_| (key("api_key_header"), "not a valid header name".to_owned()))?;
             }
             AuthMode::Basic
                 if self.basic_username.is_empty() || self.basic_username.contains(':') =>
             {
-                return Err(format!("{}: required, without ':'", key("basic_username")));
+                return Err((key("basic_username"), "required, without ':'".to_owned()));
             }
             AuthMode::Signature => {
                 for (i, secret) in secrets.iter().enumerate() {
                     standardwebhooks::Webhook::new(secret).map_err(|_| {
-                        format!(
-                            "{}[{i}]: not a Standard Webhooks secret (whsec_ followed by base64)",
-                            key("secrets")
+                        (
+                            format!("{}[{i}]", key("secrets")),
+                            "not a Standard Webhooks secret (whsec_ followed by base64)".to_owned(),
                         )
                     })?;
                 }
@@ -120,6 +122,18 @@ impl EndpointAuth {
             _ => {}
         }
         Ok(())
+    }
+}
+
+impl AuthMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMode::None => "none",
+            AuthMode::ApiKey => "api_key",
+            AuthMode::Bearer => "bearer",
+            AuthMode::Basic => "basic",
+            AuthMode::Signature => "signature",
+        }
     }
 }
 
@@ -162,7 +176,9 @@ impl Verifier {
         settings: &EndpointAuth,
         body_limit: usize,
     ) -> anyhow::Result<Arc<Self>> {
-        settings.validate(group).map_err(anyhow::Error::msg)?;
+        settings
+            .validate(group)
+            .map_err(|(key, reason)| anyhow::anyhow!("{key}: {reason}"))?;
         let secrets: Vec<SecretString> = settings
             .secrets
             .iter()
@@ -377,19 +393,20 @@ mod tests {
 
     #[test]
     fn a_mode_other_than_none_needs_a_secret_and_names_the_key() {
-        let err = settings(AuthMode::ApiKey, &[])
+        let (key, reason) = settings(AuthMode::ApiKey, &[])
             .validate("genesys")
             .unwrap_err();
-        assert!(err.contains("auth.genesys.secrets"), "{err}");
+        assert_eq!(key, "auth.genesys.secrets");
+        assert!(reason.contains("mode = \"api_key\""), "{reason}");
         assert!(settings(AuthMode::None, &[]).validate("genesys").is_ok());
     }
 
     #[test]
     fn signature_secrets_must_be_standard_webhooks_secrets() {
-        let err = settings(AuthMode::Signature, &["not base64!"])
+        let (key, _) = settings(AuthMode::Signature, &["not base64!"])
             .validate("cti")
             .unwrap_err();
-        assert!(err.contains("auth.cti.secrets[0]"), "{err}");
+        assert_eq!(key, "auth.cti.secrets[0]");
         assert!(settings(
             AuthMode::Signature,
             &["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]

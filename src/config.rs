@@ -391,10 +391,7 @@ impl Settings {
     pub fn validate(&self) -> Result<(), ConfigError> {
         for (group, auth) in self.auth.groups() {
             auth.validate(group)
-                .map_err(|reason| ConfigError::Invalid {
-                    key: format!("auth.{group}"),
-                    reason,
-                })?;
+                .map_err(|(key, reason)| ConfigError::Invalid { key, reason })?;
         }
         if self.genesys.client_id.trim().is_empty() {
             return Err(invalid(
