@@ -14,7 +14,10 @@ use crate::config::{CacheSettings, KeyKind};
 use crate::metrics;
 use crate::retry::Retryable as _;
 
-type Answer = Option<Arc<CrmRecord>>;
+/// A cached answer: the record as compact JSON text. A `serde_json::Map` costs about 1.4 KB a
+/// record in B-tree nodes; the text is a fifth of that, and parsing it back on a hit takes a
+/// couple of microseconds, next to a CRM call saved.
+type Answer = Option<Arc<str>>;
 
 struct ByOutcome {
     found: Duration,
@@ -95,7 +98,7 @@ impl CachedCrm {
         })
     }
 
-    async fn find(&self, key: &CustomerKey) -> Result<Answer, CrmError> {
+    async fn find(&self, key: &CustomerKey) -> Result<Option<Arc<CrmRecord>>, CrmError> {
         let adapter = self.adapter.clone();
         let breaker = self.breaker.clone();
         let owned = key.clone();
@@ -111,13 +114,27 @@ impl CachedCrm {
                     Err(e) if e.is_retryable() => breaker.failed(),
                     _ => breaker.succeeded(),
                 }
-                result.map(|r| r.map(Arc::new))
+                let record = result?;
+                record
+                    .map(|r| {
+                        serde_json::to_string(&r)
+                            .map(Arc::from)
+                            .map_err(|e| CrmError::InvalidResponse(e.to_string()))
+                    })
+                    .transpose()
             })
             .await
             .map_err(|e: Arc<CrmError>| (*e).clone())?;
         let result = if entry.is_fresh() { "miss" } else { "hit" };
         ::metrics::counter!(metrics::CACHE_LOOKUPS, "result" => result).increment(1);
-        Ok(entry.into_value())
+        entry
+            .into_value()
+            .map(|text| {
+                serde_json::from_str::<CrmRecord>(&text)
+                    .map(Arc::new)
+                    .map_err(|e| CrmError::InvalidResponse(e.to_string()))
+            })
+            .transpose()
     }
 }
 
