@@ -15,7 +15,8 @@ use serde_json::{json, Value};
 use crate::app::{shutdown_signal, App, AppState};
 use crate::config::{LogFormat, Settings};
 use crate::simulator::{
-    CreatedConversation, GenesysSim, GenesysSimConfig, NewConversation, SimStats,
+    eventbridge_customer_start, CreatedConversation, GenesysSim, GenesysSimConfig, NewConversation,
+    SimStats,
 };
 
 pub struct DemoOptions<'a> {
@@ -325,36 +326,6 @@ impl Demo {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
-}
-
-fn eventbridge_customer_start(call: &CreatedConversation, ani: &str) -> Value {
-    json!({
-        "version": "0",
-        "id": uuid::Uuid::new_v4().to_string(),
-        "detail-type": "v2.detail.events.conversation.{id}.customer.start",
-        "source": "aws.partner/genesys.com/cloud/00000000-0000-0000-0000-000000000000/attrsync-demo",
-        "account": "123456789012",
-        "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "region": "us-east-1",
-        "resources": [],
-        "detail": {
-            "topicName": format!("v2.detail.events.conversation.{}.customer.start", call.conversation_id),
-            "version": "2",
-            "eventBody": {
-                "eventTime": chrono::Utc::now().timestamp_millis(),
-                "conversationId": call.conversation_id,
-                "participantId": call.customer_participant_id,
-                "sessionId": uuid::Uuid::new_v4().to_string(),
-                "mediaType": "VOICE",
-                "provider": "Edge",
-                "direction": "INBOUND",
-                "ani": ani,
-                "dnis": "tel:+18005550100"
-            },
-            "metadata": {"CorrelationId": uuid::Uuid::new_v4().to_string()},
-            "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-        }
-    })
 }
 
 fn show(attributes: &BTreeMap<String, String>) -> String {

@@ -34,6 +34,18 @@ pub enum Notation {
     Raw,
 }
 
+impl Notation {
+    /// Every notation, in the order `crm.http.phone_notations` documents them.
+    pub const ALL: [Notation; 6] = [
+        Notation::E164,
+        Notation::E164Digits,
+        Notation::National,
+        Notation::NationalDigits,
+        Notation::International,
+        Notation::Raw,
+    ];
+}
+
 /// A caller number as received, cleaned and (when possible) parsed.
 ///
 /// `Debug` is redacted (see [`crate::redact`]): caller numbers travel inside
@@ -446,14 +458,7 @@ mod tests {
         for input in inputs {
             if let Some(number) = us(input) {
                 let _ = number.canonical();
-                let _ = number.notations(&[
-                    Notation::E164,
-                    Notation::E164Digits,
-                    Notation::National,
-                    Notation::NationalDigits,
-                    Notation::International,
-                    Notation::Raw,
-                ]);
+                let _ = number.notations(&Notation::ALL);
             }
         }
     }

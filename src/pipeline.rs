@@ -225,13 +225,9 @@ impl Pipeline {
             &current,
             chrono::Utc::now(),
         );
-        let outcome_if_written = if record.is_some() || keys.is_empty() {
-            Outcome::Patched
-        } else {
-            Outcome::CrmMiss
-        };
+        let crm_miss = record.is_none() && !keys.is_empty();
         if patch.is_empty() {
-            return Ok(if record.is_none() && !keys.is_empty() {
+            return Ok(if crm_miss {
                 Outcome::CrmMiss
             } else {
                 Outcome::Unchanged
@@ -258,7 +254,11 @@ impl Pipeline {
                 Arc::new(merged),
             )
             .await;
-        Ok(outcome_if_written)
+        Ok(if crm_miss {
+            Outcome::CrmMiss
+        } else {
+            Outcome::Patched
+        })
     }
 }
 

@@ -17,6 +17,16 @@ pub trait Retryable {
     }
 }
 
+/// The `Retry-After` of an upstream answer, in the delay-seconds form Genesys uses (an HTTP date
+/// is ignored: the computed backoff applies then).
+pub fn retry_after_header(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
     pub max_retries: usize,

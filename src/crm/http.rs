@@ -162,12 +162,7 @@ impl HttpCrm {
             return Ok(None);
         }
         if !status.is_success() {
-            let retry_after = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
+            let retry_after = crate::retry::retry_after_header(response.headers());
             return Err(CrmError::Status {
                 status: status.as_u16(),
                 retry_after,

@@ -64,12 +64,7 @@ impl GenesysError {
 
     pub(crate) async fn from_response(response: reqwest::Response) -> Self {
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let retry_after = crate::retry::retry_after_header(response.headers());
         let header_context = response
             .headers()
             .get("inin-correlation-id")

@@ -16,8 +16,8 @@ pub mod genesys;
 
 pub use crm::{CrmSim, CrmSimConfig};
 pub use genesys::{
-    CreatedConversation, Fault, GenesysSim, GenesysSimConfig, MediaType, NewConversation, Op,
-    SimStats,
+    eventbridge_customer_start, CreatedConversation, Fault, GenesysSim, GenesysSimConfig,
+    MediaType, NewConversation, Op, SimStats,
 };
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};

@@ -39,14 +39,7 @@ fn config() -> ProptestConfig {
     }
 }
 
-const ALL_NOTATIONS: [Notation; 6] = [
-    Notation::E164,
-    Notation::E164Digits,
-    Notation::National,
-    Notation::NationalDigits,
-    Notation::International,
-    Notation::Raw,
-];
+const ALL_NOTATIONS: [Notation; 6] = Notation::ALL;
 
 // ---------------------------------------------------------------------------------------------
 // Generators

@@ -7,14 +7,7 @@ use attrsync::domain::{ConversationId, CustomerKeys, ParticipantId};
 use attrsync::phone::{parse_region, CallerNumber, Notation};
 use phonenumber::country;
 
-pub const ALL_NOTATIONS: [Notation; 6] = [
-    Notation::E164,
-    Notation::E164Digits,
-    Notation::National,
-    Notation::NationalDigits,
-    Notation::International,
-    Notation::Raw,
-];
+pub const ALL_NOTATIONS: [Notation; 6] = Notation::ALL;
 
 /// Regions with varied numbering plans, for targets whose input is JSON text (so no input
 /// byte can be spent on the region): the input's length picks one.

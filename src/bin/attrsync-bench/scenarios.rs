@@ -1157,39 +1157,12 @@ impl SplitMix {
     }
 }
 
-/// A customer.start event as EventBridge delivers it (the shape `attrsync demo` sends).
+/// A customer.start event as EventBridge delivers it (the simulator's builder, as the demo uses).
 fn event_body(
     call: &attrsync::simulator::CreatedConversation,
     phone: &str,
 ) -> anyhow::Result<Bytes> {
-    let now = chrono::Utc::now();
-    let body = json!({
-        "version": "0",
-        "id": uuid::Uuid::new_v4().to_string(),
-        "detail-type": "v2.detail.events.conversation.{id}.customer.start",
-        "source": "aws.partner/genesys.com/cloud/00000000-0000-0000-0000-000000000000/attrsync-bench",
-        "account": "123456789012",
-        "time": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "region": "us-east-1",
-        "resources": [],
-        "detail": {
-            "topicName": format!("v2.detail.events.conversation.{}.customer.start", call.conversation_id),
-            "version": "2",
-            "eventBody": {
-                "eventTime": now.timestamp_millis(),
-                "conversationId": call.conversation_id,
-                "participantId": call.customer_participant_id,
-                "sessionId": uuid::Uuid::new_v4().to_string(),
-                "mediaType": "VOICE",
-                "provider": "Edge",
-                "direction": "INBOUND",
-                "ani": format!("tel:{phone}"),
-                "dnis": "tel:+18005550100"
-            },
-            "metadata": {"CorrelationId": uuid::Uuid::new_v4().to_string()},
-            "timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-        }
-    });
+    let body = attrsync::simulator::eventbridge_customer_start(call, &format!("tel:{phone}"));
     Ok(Bytes::from(serde_json::to_vec(&body)?))
 }
 
