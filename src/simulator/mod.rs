@@ -13,12 +13,14 @@
 
 pub mod crm;
 pub mod genesys;
+pub mod traffic;
 
 pub use crm::{CrmSim, CrmSimConfig};
 pub use genesys::{
     eventbridge_customer_start, CreatedConversation, Fault, GenesysSim, GenesysSimConfig,
     MediaType, NewConversation, Op, SimStats,
 };
+pub use traffic::Traffic;
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Mutex, MutexGuard};
