@@ -12,8 +12,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde_json::{json, Value};
 
-use crate::app::{shutdown_signal, App, AppState};
-use crate::config::{LogFormat, Settings};
+use crate::app::{shutdown_signal, App};
+use crate::config::{CrmAdapterKind, LogFormat, Settings, DEFAULT_CUSTOMER_FILE, SAMPLE_CUSTOMERS};
+use crate::http::AppState;
 use crate::simulator::{
     eventbridge_customer_start, CreatedConversation, GenesysSim, GenesysSimConfig, NewConversation,
     SimStats,
@@ -60,12 +61,23 @@ pub async fn run(options: DemoOptions<'_>) -> anyhow::Result<()> {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v)),
     );
-    let mut settings = Settings::load_from(options.config, &env)?;
+    let mut settings = Settings::load_unvalidated(options.config, &env)?;
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    // The default customer file is relative to the checkout; elsewhere (an installed binary)
+    // the demo uses the same sample customers, embedded in the binary.
+    let sample_file = std::env::temp_dir().join(format!("attrsync-demo-{run}-customers.json"));
+    let embedded_sample = settings.crm.adapter == CrmAdapterKind::File
+        && settings.crm.file.path == Path::new(DEFAULT_CUSTOMER_FILE)
+        && !settings.crm.file.path.exists();
+    if embedded_sample {
+        std::fs::write(&sample_file, SAMPLE_CUSTOMERS).with_context(|| {
+            format!("writing the sample customers to {}", sample_file.display())
+        })?;
+        settings.crm.file.path = sample_file.clone();
+    }
+    settings.validate()?;
     // A fresh queue file per run, so one demo's events never meet the next one's.
-    let queue_file = std::env::temp_dir().join(format!(
-        "attrsync-demo-{}.db",
-        uuid::Uuid::new_v4().simple()
-    ));
+    let queue_file = std::env::temp_dir().join(format!("attrsync-demo-{run}.db"));
     settings.queue.backend = crate::config::QueueBackend::Sqlite;
     settings.queue.sqlite_path = queue_file.clone();
     // The demo's story is on stdout; keep the service's own logs to warnings unless asked.
@@ -97,10 +109,14 @@ pub async fn run(options: DemoOptions<'_>) -> anyhow::Result<()> {
     println!("attrsync demo");
     println!("  Genesys Cloud simulator: {}", sim.base_url());
     println!("  attrsync:                {base}");
+    let customers = if embedded_sample {
+        "the sample customers built into attrsync".to_owned()
+    } else {
+        settings.crm.file.path.display().to_string()
+    };
     println!(
-        "  CRM:                     {} adapter ({})",
-        state.pipeline.crm().adapter_name(),
-        settings.crm.file.path.display()
+        "  CRM:                     {} adapter ({customers})",
+        state.crm.adapter_name(),
     );
     println!();
 
@@ -135,6 +151,9 @@ pub async fn run(options: DemoOptions<'_>) -> anyhow::Result<()> {
     sim.shutdown();
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", queue_file.display()));
+    }
+    if embedded_sample {
+        let _ = std::fs::remove_file(&sample_file);
     }
     Ok(())
 }

@@ -76,6 +76,8 @@ pub const CATALOGUE: &[(&str, &str)] = &[
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the global recorder once; later calls (several apps in one test process) reuse it.
+/// The recorder leaves upkeep to its user: without it histogram samples pile up between
+/// scrapes, so one thread (not a task: it must outlive any one runtime) runs it every 5 s.
 pub fn handle() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
@@ -98,6 +100,16 @@ pub fn handle() -> PrometheusHandle {
                         } else {
                             metrics::describe_counter!(*name, *help);
                         }
+                    }
+                    let upkeep = handle.clone();
+                    let spawned = std::thread::Builder::new()
+                        .name("metrics-upkeep".to_owned())
+                        .spawn(move || loop {
+                            std::thread::sleep(Duration::from_secs(5));
+                            upkeep.run_upkeep();
+                        });
+                    if let Err(e) = spawned {
+                        tracing::warn!(error = %e, "cannot start the metrics upkeep thread");
                     }
                     handle
                 }

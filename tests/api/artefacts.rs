@@ -283,7 +283,8 @@ fn every_variable_compose_sets_for_attrsync_is_a_genesys_variable_or_an_attrsync
     let settings = settings_from(&env);
     assert_eq!(
         settings
-            .genesys_api_url()
+            .genesys
+            .api_url()
             .unwrap()
             .as_str()
             .trim_end_matches('/'),

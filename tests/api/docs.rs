@@ -21,7 +21,7 @@ fn the_readme_documents_every_metric() {
 #[test]
 fn the_readme_documents_every_endpoint() {
     let readme = readme();
-    let doc = attrsync::openapi::ApiDoc::openapi();
+    let doc = attrsync::http::openapi::ApiDoc::openapi();
     for (path, item) in &doc.paths.paths {
         let methods = [
             ("GET", item.get.is_some()),

@@ -9,9 +9,9 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use attrsync::config::KeyKind;
 use attrsync::crm::http::HttpCrm;
-use attrsync::error::{ApiError, StrictJson};
+use attrsync::domain::KeyKind;
+use attrsync::http::{ApiError, StrictJson};
 use attrsync::ingest::{parse_genesys_event, CtiEvent, GenesysEvent, LookupRequest};
 use attrsync::merge::{plan, Attributes, MergePolicy, Overwrite};
 use attrsync::phone::{parse_region, CallerNumber, Notation};

@@ -5,7 +5,13 @@
 use std::time::Duration;
 
 use attrsync::config::{QueueBackend, QueueSettings, Settings};
-use attrsync::store::{Enqueued, JobPayload, JobStore};
+use attrsync::domain::{
+    ConversationEvent, ConversationId, CustomerKeys, EnrichmentJob, ParticipantId, Source,
+};
+use attrsync::phone::CallerNumber;
+use attrsync::queue::store::{Enqueued, JobStore};
+use attrsync::queue::StoredJob;
+use phonenumber::country;
 
 /// A fresh store of the given backend: its own SQLite file, or its own PostgreSQL schema.
 pub async fn fresh_store_settings(
@@ -45,19 +51,27 @@ pub async fn fresh_store_settings(
     }
 }
 
-fn payload(conversation: &str) -> JobPayload {
-    JobPayload {
-        source: "genesys".into(),
-        event_id: format!("evt-{conversation}"),
-        request_id: String::new(),
-        conversation_id: conversation.into(),
-        participant_id: Some("p1".into()),
-        customer_id: None,
-        external_contact_id: None,
-        phone: Some("tel:+13175550125".into()),
-        email: None,
-        extra_attributes: Default::default(),
-    }
+fn payload(conversation: &str) -> EnrichmentJob {
+    EnrichmentJob::new(
+        Source::Genesys,
+        ConversationEvent {
+            event_id: format!("evt-{conversation}"),
+            conversation_id: ConversationId::parse(conversation).expect("a conversation id"),
+            participant_id: Some(ParticipantId::parse("p1").expect("a participant id")),
+            keys: CustomerKeys {
+                phone: CallerNumber::parse("tel:+13175550125", country::Id::US),
+                ..CustomerKeys::default()
+            },
+            media_type: None,
+        },
+        Default::default(),
+        String::new(),
+    )
+}
+
+/// A claimed or dead job, read back as the job it was.
+fn read(stored: &StoredJob) -> EnrichmentJob {
+    stored.decode(country::Id::US).expect("a readable job")
 }
 
 const WINDOW: Duration = Duration::from_secs(600);
@@ -95,7 +109,7 @@ async fn accepted_jobs_are_claimed_once_and_completed(store: JobStore) {
     let claimed = store.claim("w1", 10, LEASE).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].attempts, 1);
-    assert_eq!(claimed[0].payload, payload("c1"));
+    assert_eq!(read(&claimed[0].payload), payload("c1"));
     assert!(
         store.claim("w2", 10, LEASE).await.unwrap().is_empty(),
         "a leased job is not claimed twice"
@@ -190,7 +204,7 @@ async fn retries_wait_for_their_time_and_dead_letters_can_be_replayed(store: Job
         .await
         .unwrap();
     let job = store.claim("w", 1, LEASE).await.unwrap().remove(0);
-    let later = attrsync::store::now_ms() + 60_000;
+    let later = attrsync::queue::store::now_ms() + 60_000;
     store
         .retry_at(job.id, later, "503 from Genesys")
         .await
@@ -207,7 +221,7 @@ async fn retries_wait_for_their_time_and_dead_letters_can_be_replayed(store: Job
     let dead = store.dead_letters(10).await.unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].last_error, "gave up");
-    assert_eq!(dead[0].payload.conversation_id, "c1");
+    assert_eq!(read(&dead[0].payload).conversation_id.as_str(), "c1");
     assert!(store.dead_letter_by_id(job.id).await.unwrap().is_some());
     assert!(store
         .dead_letter_by_id(job.id + 1000)
@@ -344,11 +358,11 @@ async fn readiness_reports_a_queue_backend_that_is_gone() {
 }
 
 async fn a_batch_is_committed_once_and_judges_each_job_in_order(store: JobStore) {
-    use attrsync::store::NewJob;
+    use attrsync::queue::store::NewJob;
     let job = |event: &str, work: &str| NewJob {
         event_key: event.to_owned(),
         dedup_key: work.to_owned(),
-        payload: payload(work),
+        payload: StoredJob::encode(&payload(work)).expect("encodable"),
     };
     store
         .enqueue("genesys:old", "w0", WINDOW, &payload("w0"))

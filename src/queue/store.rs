@@ -8,15 +8,16 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::Row as _;
 
-use crate::config::QueueSettings;
-use crate::retry::Retryable;
+use super::record::StoredJob;
+use crate::config::{QueueBackend, QueueSettings};
+use crate::domain::EnrichmentJob;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -26,37 +27,12 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-impl Retryable for StoreError {
-    fn is_retryable(&self) -> bool {
-        matches!(self, StoreError::Database(_))
-    }
-}
-
-/// What is persisted of an event: everything the pipeline needs to process it later, in another
-/// process if need be.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct JobPayload {
-    pub source: String,
-    pub event_id: String,
-    pub request_id: String,
-    pub conversation_id: String,
-    pub participant_id: Option<String>,
-    pub customer_id: Option<String>,
-    pub external_contact_id: Option<String>,
-    /// As received; normalised again when processed.
-    pub phone: Option<String>,
-    pub email: Option<String>,
-    #[serde(default)]
-    pub extra_attributes: std::collections::BTreeMap<String, String>,
-}
-
 /// A job to persist: its event key (source and event id), its dedup key, and what to run.
 #[derive(Debug, Clone)]
 pub struct NewJob {
     pub event_key: String,
     pub dedup_key: String,
-    pub payload: JobPayload,
+    pub payload: StoredJob,
 }
 
 /// A job handed to a worker.
@@ -66,7 +42,7 @@ pub struct ClaimedJob {
     /// 1 on the first claim; more after a retry or a lost lease.
     pub attempts: u32,
     pub created_at_ms: i64,
-    pub payload: JobPayload,
+    pub payload: StoredJob,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,7 +72,8 @@ pub struct DeadLetter {
     pub last_error: String,
     pub created_at_ms: i64,
     pub failed_at_ms: i64,
-    pub payload: JobPayload,
+    /// The job as stored.
+    pub payload: StoredJob,
 }
 
 pub fn now_ms() -> i64 {
@@ -182,7 +159,7 @@ impl JobStore {
     pub async fn connect(settings: &QueueSettings) -> anyhow::Result<JobStore> {
         use anyhow::Context as _;
         match settings.backend {
-            crate::config::QueueBackend::Sqlite => {
+            QueueBackend::Sqlite => {
                 let options = SqliteConnectOptions::new()
                     .filename(&settings.sqlite_path)
                     .create_if_missing(true)
@@ -207,7 +184,7 @@ impl JobStore {
                 store.create_schema(SQLITE_SERIAL).await?;
                 Ok(store)
             }
-            crate::config::QueueBackend::Postgres => {
+            QueueBackend::Postgres => {
                 let url = secrecy::ExposeSecret::expose_secret(&settings.postgres_url);
                 let mut options: PgConnectOptions = url
                     .parse()
@@ -252,12 +229,12 @@ impl JobStore {
         event_key: &str,
         dedup_key: &str,
         dedup_window: Duration,
-        payload: &JobPayload,
+        job: &EnrichmentJob,
     ) -> Result<Enqueued, StoreError> {
         let job = NewJob {
             event_key: event_key.to_owned(),
             dedup_key: dedup_key.to_owned(),
-            payload: payload.clone(),
+            payload: StoredJob::encode(job).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         };
         let outcomes = self
             .enqueue_many(std::slice::from_ref(&job), dedup_window)
@@ -275,17 +252,11 @@ impl JobStore {
     ) -> Result<Vec<Enqueued>, StoreError> {
         let now = now_ms();
         let expires = now + dedup_window.as_millis() as i64;
-        let payloads = jobs
-            .iter()
-            .map(|j| {
-                serde_json::to_string(&j.payload).map_err(|e| StoreError::Corrupt(e.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
         macro_rules! enqueue_in {
             ($pool:expr) => {{
                 let mut tx = $pool.begin().await?;
                 let mut outcomes = Vec::with_capacity(jobs.len());
-                for (job, payload) in jobs.iter().zip(&payloads) {
+                for job in jobs {
                     let inserted = sqlx::query(
                         "INSERT INTO attrsync_jobs (event_key, payload, state, attempts, run_at, created_at, updated_at)
                          VALUES ($1, $2, 'queued', 0, $3, $3, $3)
@@ -293,7 +264,7 @@ impl JobStore {
                          RETURNING id",
                     )
                     .bind(&job.event_key)
-                    .bind(payload)
+                    .bind(job.payload.as_text())
                     .bind(now)
                     .fetch_optional(&mut *tx)
                     .await?;
@@ -531,10 +502,6 @@ impl JobStore {
     }
 }
 
-fn read_payload(text: &str) -> Result<JobPayload, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
 fn read_claimed<R: sqlx::Row>(row: &R) -> Result<ClaimedJob, StoreError>
 where
     for<'a> &'a str: sqlx::ColumnIndex<R>,
@@ -547,7 +514,7 @@ where
         id: row.try_get("id")?,
         attempts: attempts.max(0) as u32,
         created_at_ms: row.try_get("created_at")?,
-        payload: read_payload(&payload)?,
+        payload: StoredJob::from_text(payload),
     })
 }
 
@@ -566,6 +533,6 @@ where
         last_error: row.try_get("last_error")?,
         created_at_ms: row.try_get("created_at")?,
         failed_at_ms: row.try_get("failed_at")?,
-        payload: read_payload(&payload)?,
+        payload: StoredJob::from_text(payload),
     })
 }

@@ -1,5 +1,8 @@
-//! The use case: resolve the participant, find the customer in the CRM, plan the minimal patch,
-//! write it. Every ingest path ends here, through the queue's workers.
+//! The use cases. `process`: resolve the participant, find the customer in the CRM, plan the
+//! minimal patch, write it; every ingest path ends here, through the queue's workers.
+//! `answer_lookup` (in `lookup`): the synchronous lookup a data action waits for.
+
+mod lookup;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,14 +11,17 @@ use std::time::Duration;
 use moka::future::Cache;
 use phonenumber::country;
 
-use crate::crm::cache::{CachedCrm, LookupResult};
-use crate::crm::{CrmError, CustomerKey};
-use crate::domain::{ConversationId, CustomerKeys, EnrichmentJob, ParticipantId};
+use crate::config::Settings;
+use crate::crm::cache::CachedCrm;
+use crate::crm::CrmError;
+use crate::domain::{ConversationId, EnrichmentJob, ParticipantId};
 use crate::genesys::{GenesysClient, GenesysError};
 use crate::merge::{self, Attributes, MergePolicy};
 use crate::phone::CallerNumber;
 use crate::redact::Redacted;
 use crate::retry::Retryable;
+
+pub use lookup::{LookupAnswer, LookupReason};
 
 /// How an event ended; a metrics label, so the set is closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +42,16 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    pub const ALL: [Outcome; 7] = [
+        Outcome::Patched,
+        Outcome::CrmMiss,
+        Outcome::Unchanged,
+        Outcome::NoCustomerKey,
+        Outcome::ConversationEnded,
+        Outcome::ConversationNotFound,
+        Outcome::NoParticipant,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Patched => "patched",
@@ -92,6 +108,18 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
+    /// The pipeline over `genesys` and `crm`, with the merge policy, participant purposes and
+    /// default phone region `settings` give.
+    pub fn from_settings(settings: &Settings, genesys: GenesysClient, crm: CachedCrm) -> Self {
+        Self::new(
+            genesys,
+            crm,
+            settings.merge.policy(),
+            settings.genesys.participant_purposes.clone(),
+            settings.phone.default_region,
+        )
+    }
+
     pub fn new(
         genesys: GenesysClient,
         crm: CachedCrm,
@@ -117,40 +145,37 @@ impl Pipeline {
         }
     }
 
-    pub fn genesys(&self) -> &GenesysClient {
-        &self.genesys
-    }
-
-    pub fn crm(&self) -> &CachedCrm {
-        &self.crm
-    }
-
     pub fn policy(&self) -> &MergePolicy {
         &self.policy
     }
 
-    /// Looks the customer up (cached), without touching Genesys: the synchronous lookup.
-    pub async fn lookup(&self, keys: &CustomerKeys) -> Result<LookupResult, CrmError> {
-        self.crm.lookup(&crm_keys(keys)).await
-    }
-
-    pub async fn process(&self, job: &EnrichmentJob) -> Result<Outcome, PipelineError> {
+    /// Runs `job`; `attempt` is 1 on the first run. A later run may follow a crash after a
+    /// PATCH went out, so it reads the participant's attributes first instead of trusting memory.
+    pub async fn process(
+        &self,
+        job: &EnrichmentJob,
+        attempt: u32,
+    ) -> Result<Outcome, PipelineError> {
         let lock = self
             .in_progress
             .get_with(job.conversation_id.clone(), async { Arc::default() })
             .await;
         let _turn = lock.lock().await;
-        self.process_in_turn(job).await
+        self.process_in_turn(job, attempt).await
     }
 
-    async fn process_in_turn(&self, job: &EnrichmentJob) -> Result<Outcome, PipelineError> {
+    async fn process_in_turn(
+        &self,
+        job: &EnrichmentJob,
+        attempt: u32,
+    ) -> Result<Outcome, PipelineError> {
         let mut keys = job.keys.clone();
         // A repeated attempt may follow a crash after our PATCH went out: read what is really on
         // the participant, so the minimal patch is empty instead of a second write.
         let need_conversation = job.participant_id.is_none()
             || self.policy.needs_current_attributes()
             || keys.is_empty()
-            || job.attempt > 1;
+            || attempt > 1;
 
         let (participant_id, current) = if need_conversation {
             let conversation = match self.genesys.get_conversation(&job.conversation_id).await {
@@ -207,7 +232,7 @@ impl Pipeline {
             policy.found_attribute = None;
             (None, std::borrow::Cow::Owned(policy))
         } else {
-            let found = self.crm.lookup(&crm_keys(&keys)).await?;
+            let found = self.crm.lookup(&keys.iter().collect::<Vec<_>>()).await?;
             if let Some(phone) = &keys.phone {
                 tracing::debug!(
                     caller = %Redacted::phone(phone.raw()),
@@ -260,21 +285,4 @@ impl Pipeline {
             Outcome::Patched
         })
     }
-}
-
-fn crm_keys(keys: &CustomerKeys) -> Vec<CustomerKey> {
-    let mut out = Vec::with_capacity(4);
-    if let Some(id) = &keys.customer_id {
-        out.push(CustomerKey::CustomerId(id.clone()));
-    }
-    if let Some(id) = &keys.external_contact_id {
-        out.push(CustomerKey::ExternalContactId(id.clone()));
-    }
-    if let Some(phone) = &keys.phone {
-        out.push(CustomerKey::Phone(phone.clone()));
-    }
-    if let Some(email) = &keys.email {
-        out.push(CustomerKey::Email(email.clone()));
-    }
-    out
 }

@@ -1,64 +1,76 @@
-//! The HTTP surface: routes and the middleware stack around them (request ids, trace spans,
-//! metrics, body limit, timeout, panic catching).
+//! The HTTP edge: the router and the middleware stack around it (request ids, trace spans,
+//! metrics, body limit, timeout, panic catching, load shedding, per-group authentication).
+//!
+//! - `state`: [`AppState`], what handlers get; `error`: [`ApiError`] and the one [`ErrorBody`];
+//!   `extract`: [`StrictJson`], [`RequestIdText`]; `auth`: the authentication middleware;
+//! - handlers, each with the response types it returns: `events`, `lookup`, `health`, `admin`;
+//! - `openapi`: the API description generated from the handlers.
 
 pub mod admin;
+pub mod auth;
+pub mod error;
 pub mod events;
+pub mod extract;
 pub mod health;
 pub mod lookup;
+pub mod openapi;
+mod state;
 
-use std::time::Duration;
+pub use error::{ApiError, ErrorBody};
+pub use extract::{RequestIdText, StrictJson};
+pub use state::AppState;
 
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, StatusCode};
 use axum::response::IntoResponse as _;
 use axum::routing::{get, post};
-use axum::{middleware, Router};
+use axum::{middleware, Json, Router};
 use tower::limit::ConcurrencyLimitLayer;
 use tower::load_shed::LoadShedLayer;
+use tower::timeout::TimeoutLayer;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-use crate::app::AppState;
-use crate::auth::Verifier;
-use crate::error::BodyLimit;
+use crate::config::AuthGroup;
 use crate::metrics;
+use auth::Verifier;
+use extract::BodyLimit;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn router(state: AppState) -> anyhow::Result<Router> {
     let settings = &state.settings;
     let body_limit = settings.server.body_limit_bytes;
-    let timeout = Duration::from_millis(settings.server.request_timeout_ms);
-    let guard = |group: &'static str, auth: &crate::auth::EndpointAuth| {
-        Verifier::new(group, auth, body_limit)
-            .map(|v| middleware::from_fn_with_state(v, crate::auth::require))
+    let timeout = settings.server.request_timeout();
+    let guard = |group: AuthGroup| {
+        Verifier::new(group, settings.auth.group(group), body_limit)
+            .map(|v| middleware::from_fn_with_state(v, auth::require))
     };
 
     // Each group gets its own authentication; the layer runs before the handler parses anything.
     let api = Router::new()
         .route("/v1/events/genesys", post(events::genesys))
-        .route_layer(guard("genesys", &settings.auth.genesys)?)
+        .route_layer(guard(AuthGroup::Genesys)?)
         .merge(
             Router::new()
                 .route("/v1/events/cti", post(events::cti))
-                .route_layer(guard("cti", &settings.auth.cti)?),
+                .route_layer(guard(AuthGroup::Cti)?),
         )
         .merge(
             Router::new()
                 .route("/v1/lookup", post(lookup::lookup))
-                .route_layer(guard("lookup", &settings.auth.lookup)?),
+                .route_layer(guard(AuthGroup::Lookup)?),
         )
         // Shed load rather than queue without bound: over the limit, answer 503 at once.
         .layer(
             ServiceBuilder::new()
                 .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
                     ::metrics::counter!(metrics::LOAD_SHED).increment(1);
-                    crate::error::ApiError::Unavailable(crate::queue::QueueError::Full)
+                    ApiError::Overloaded
                 }))
                 .layer(LoadShedLayer::new())
                 .layer(ConcurrencyLimitLayer::new(
@@ -70,10 +82,10 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
         .route("/admin/dead-letters", get(admin::list))
         .route("/admin/dead-letters/{id}", get(admin::show))
         .route("/admin/dead-letters/{id}/replay", post(admin::replay))
-        .route_layer(guard("ops", &settings.auth.ops)?)
+        .route_layer(guard(AuthGroup::Ops)?)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/openapi.json", get(crate::openapi::openapi_json));
+        .route("/openapi.json", get(openapi::openapi_json));
 
     Ok(api
         .merge(ops)
@@ -111,18 +123,24 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
                 )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .layer(CatchPanicLayer::custom(|_| {
-                    let body = r#"{"code":"internal","message":"internal error"}"#;
+                    tracing::error!("request handler panicked");
                     (
                         StatusCode::INTERNAL_SERVER_ERROR,
-                        [(axum::http::header::CONTENT_TYPE, "application/json")],
-                        body,
+                        Json(ErrorBody::internal()),
                     )
                         .into_response()
                 }))
-                .layer(TimeoutLayer::with_status_code(
-                    StatusCode::REQUEST_TIMEOUT,
-                    timeout,
-                )),
+                // Over the limit the request is abandoned and answered 408 with an ErrorBody.
+                .layer(HandleErrorLayer::new(
+                    move |e: tower::BoxError| async move {
+                        if e.is::<tower::timeout::error::Elapsed>() {
+                            ApiError::Timeout(timeout.as_millis() as u64)
+                        } else {
+                            ApiError::Internal(anyhow::anyhow!("request failed: {e}"))
+                        }
+                    },
+                ))
+                .layer(TimeoutLayer::new(timeout)),
         )
         .with_state(state))
 }
