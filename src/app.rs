@@ -14,6 +14,7 @@ use crate::config::Settings;
 use crate::crm::{self, cache::CachedCrm};
 use crate::genesys::GenesysClient;
 use crate::http::AppState;
+use crate::metrics::LabelValues;
 use crate::pipeline::Pipeline;
 use crate::queue::{JobQueue, WorkerPool};
 
@@ -29,7 +30,7 @@ pub struct App {
 impl App {
     /// Builds every component from `settings` and binds the listener (port 0 picks a free one).
     pub async fn build(settings: Settings) -> anyhow::Result<App> {
-        let metrics = crate::metrics::handle();
+        let metrics = crate::metrics::install(&label_values());
         let genesys = GenesysClient::from_settings(&settings.genesys)
             .context("building the Genesys client")?;
         let adapter = crm::from_settings(&settings).context("building the CRM adapter")?;
@@ -100,6 +101,54 @@ impl App {
         tracing::info!("attrsync stopped");
         Ok(())
     }
+}
+
+/// The closed label sets of attrsync's metrics, from the enums that own them: the HELP text on
+/// `/metrics` lists them and a test holds the README to them.
+pub fn label_values() -> Vec<LabelValues> {
+    use crate::config::AuthGroup;
+    use crate::domain::Source;
+    use crate::http::error::Refusal;
+    use crate::http::events::IngestOutcome;
+    use crate::metrics as m;
+    use crate::pipeline::{LookupReason, Outcome};
+    use crate::queue::JobOutcome;
+
+    let sources: Vec<&str> = Source::ALL.into_iter().map(Source::as_str).collect();
+    let outcomes = Outcome::ALL
+        .into_iter()
+        .map(Outcome::as_str)
+        .chain(JobOutcome::QUEUE_LABELS)
+        .chain(IngestOutcome::ALL.into_iter().map(IngestOutcome::as_str))
+        .collect();
+    let set = |metric, label, values| LabelValues {
+        metric,
+        label,
+        values,
+    };
+    vec![
+        set(m::EVENTS, "source", sources.clone()),
+        set(m::EVENTS, "outcome", outcomes),
+        set(m::PIPELINE_DURATION, "source", sources.clone()),
+        set(m::DEDUP_HITS, "source", sources),
+        set(
+            m::LOOKUP_RESULTS,
+            "result",
+            std::iter::once(LookupReason::FOUND)
+                .chain(LookupReason::ALL.into_iter().map(LookupReason::as_str))
+                .collect(),
+        ),
+        set(
+            m::AUTH_FAILURES,
+            "endpoint",
+            AuthGroup::ALL.into_iter().map(AuthGroup::as_str).collect(),
+        ),
+        set(
+            m::AUTH_FAILURES,
+            "reason",
+            Refusal::ALL.into_iter().map(Refusal::as_str).collect(),
+        ),
+    ]
 }
 
 /// Completes on Ctrl-C or SIGTERM (what `docker stop` and Kubernetes send).

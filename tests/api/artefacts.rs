@@ -414,7 +414,7 @@ async fn every_metric_the_grafana_dashboard_queries_is_in_the_metrics_attrsync_e
     }
     let catalogue: BTreeSet<&str> = attrsync::metrics::CATALOGUE
         .iter()
-        .map(|(name, _)| *name)
+        .map(|metric| metric.name)
         .collect();
     for name in &names {
         assert!(
