@@ -205,7 +205,7 @@ pub(super) mod tests {
             .genesys
             .secrets
             .iter()
-            .map(|k| k.expose_secret())
+            .map(secrecy::ExposeSecret::expose_secret)
             .collect();
         assert_eq!(keys, ["key-one", "key-two"]);
 

@@ -82,7 +82,7 @@ impl HttpCrm {
                         base64::engine::general_purpose::STANDARD.encode(raw)
                     ),
                     "crm.http.password",
-                )?
+                )?;
             }
             HttpAuthKind::ApiKey => sensitive(
                 HeaderName::from_bytes(settings.api_key_header.as_bytes())

@@ -192,11 +192,8 @@ pub async fn require(State(verifier): State<Arc<Verifier>>, req: Request, next: 
     }
     // The signature covers the raw body, so it must be read before any parsing.
     let (parts, body) = req.into_parts();
-    let bytes = match axum::body::to_bytes(body, verifier.body_limit).await {
-        Ok(bytes) => bytes,
-        Err(_) => {
-            return ApiError::PayloadTooLarge(verifier.body_limit).into_response();
-        }
+    let Ok(bytes) = axum::body::to_bytes(body, verifier.body_limit).await else {
+        return ApiError::PayloadTooLarge(verifier.body_limit).into_response();
     };
     let id = match verifier.check_signature(&parts.headers, &bytes) {
         Ok(id) => id,

@@ -210,7 +210,7 @@ impl ApiError {
             // Not the message: serde's text can quote the offending value (a phone number, an
             // email). The code and the field are enough to find the problem.
             ApiError::InvalidField(f) => {
-                tracing::info!(status, code, field = %f.field, "bad request")
+                tracing::info!(status, code, field = %f.field, "bad request");
             }
             _ => tracing::info!(status, code, "bad request"),
         }

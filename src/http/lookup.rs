@@ -146,7 +146,7 @@ pub async fn lookup(
         match state.queue.submit(job).await {
             Ok(_) => {}
             Err(QueueError::Closed) => {
-                tracing::info!("shutting down; lookup answered without writing attributes")
+                tracing::info!("shutting down; lookup answered without writing attributes");
             }
             Err(e) => tracing::warn!(error = %e, "lookup answered without writing attributes"),
         }

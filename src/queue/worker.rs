@@ -241,7 +241,7 @@ async fn record_completions(store: Arc<JobStore>, mut rx: mpsc::UnboundedReceive
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 async fn dispatch(ctx: Arc<Context>, mut stop: watch::Receiver<bool>) {
@@ -350,7 +350,7 @@ async fn run_job(ctx: &Context, claimed: ClaimedJob) {
         }
     }
     .instrument(span)
-    .await
+    .await;
 }
 
 fn finish(id: i64, result: Result<(), StoreError>) {

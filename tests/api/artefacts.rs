@@ -129,6 +129,38 @@ fn the_dockerfile_stub_build_covers_every_target_cargo_toml_declares() {
 }
 
 #[test]
+fn the_dockerfile_copies_the_manifest_of_every_workspace_member() {
+    // cargo resolves the whole workspace even for `--bin attrsync`: a member whose manifest is
+    // missing from the build stage fails the image build.
+    let manifest: toml::Table = read("Cargo.toml").parse().expect("Cargo.toml");
+    let members = manifest["workspace"]["members"]
+        .as_array()
+        .expect("[workspace] members");
+    let copied: Vec<String> = dockerfile()
+        .into_iter()
+        .filter(|(instruction, args)| instruction == "COPY" && !args.contains("--from="))
+        .map(|(_, args)| args)
+        .collect();
+    for member in members {
+        let member = member.as_str().expect("a member path");
+        let wanted = format!("{member}/Cargo.toml");
+        assert!(
+            copied
+                .iter()
+                .any(|args| args.split_whitespace().any(|a| a == wanted)),
+            "the Dockerfile does not copy {wanted}"
+        );
+        let stub = format!("{member}/src/main.rs");
+        assert!(
+            dockerfile()
+                .iter()
+                .any(|(i, args)| i == "RUN" && args.contains(&stub)),
+            "the Dockerfile's stub step does not create {stub}"
+        );
+    }
+}
+
+#[test]
 fn every_path_the_dockerfile_copies_and_compose_mounts_exists_in_the_repo() {
     let ignored = dockerignore();
     let mut copied = Vec::new();
@@ -537,7 +569,9 @@ async fn the_data_action_request_template_renders_a_body_lookup_accepts_with_eve
         ("customerId", Some("C-1001")),
     ]);
     assert_eq!(
-        all.keys().map(|k| k.to_string()).collect::<BTreeSet<_>>(),
+        all.keys()
+            .map(std::string::ToString::to_string)
+            .collect::<BTreeSet<_>>(),
         inputs,
         "this test sets every input of the contract"
     );

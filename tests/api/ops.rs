@@ -87,7 +87,10 @@ async fn every_response_carries_a_request_id_and_a_given_one_is_echoed() {
         .await
         .expect("GET /healthz");
     assert_eq!(
-        response.headers().get("x-request-id").map(|v| v.as_bytes()),
+        response
+            .headers()
+            .get("x-request-id")
+            .map(reqwest::header::HeaderValue::as_bytes),
         Some(&b"test-correlation-42"[..])
     );
 }

@@ -330,7 +330,7 @@ impl GenesysSim {
     ) -> bool {
         self.shared
             .with_participant(conversation_id, participant_id, |p| {
-                p.attributes.extend(attrs)
+                p.attributes.extend(attrs);
             })
             .is_some()
     }

@@ -12,6 +12,11 @@ use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 
 use crate::upstream::now_ns;
 
+/// Distinct caller k (k < 8,000,000) as an E.164 US number: +1 317 EEE LLLL.
+pub fn phone(k: u64) -> String {
+    format!("+1317{:03}{:04}", 200 + (k / 10_000) % 800, k % 10_000)
+}
+
 /// Nanosecond histogram, 1 ns .. 1 h, 3 significant digits.
 pub fn histogram() -> Histogram<u64> {
     // Constant, valid bounds: this cannot fail (and is not on a network path).
@@ -315,7 +320,7 @@ pub async fn lookups_closed(
                 if k >= count || Instant::now() >= deadline {
                     break;
                 }
-                let phone = crate::scenarios::phone(first + k);
+                let phone = phone(first + k);
                 let t0 = now_ns();
                 let (status, hit) = lookup_once(&http, &url, &auth, &phone).await;
                 hist.saturating_record(now_ns().saturating_sub(t0).max(1));
@@ -381,7 +386,7 @@ pub async fn lookups_open(
         let url = url.clone();
         let auth = auth.clone();
         async move {
-            let phone = crate::scenarios::phone(caller);
+            let phone = phone(caller);
             lookup_once(&http, &url, &auth, &phone).await
         }
     })
@@ -402,7 +407,7 @@ pub async fn crm_direct_open(
         let http = http.clone();
         let base = base.clone();
         async move {
-            let phone = crate::scenarios::phone(caller);
+            let phone = phone(caller);
             match http.get(&*base).query(&[("phone", phone)]).send().await {
                 Ok(response) => {
                     let status = response.status().as_u16();
@@ -477,5 +482,20 @@ where
         samples,
         skipped,
         elapsed: started.elapsed(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn phones_are_distinct_and_e164() {
+        let set: HashSet<String> = (0..100_000).map(phone).collect();
+        assert_eq!(set.len(), 100_000);
+        assert_eq!(phone(0), "+13172000000");
+        assert_eq!(phone(12_345), "+13172012345");
+        assert_eq!(phone(0).len(), 12);
     }
 }

@@ -214,7 +214,7 @@ pub fn machine() -> Value {
         .map(|s| s.trim().to_owned())
         .unwrap_or_default();
     serde_json::json!({
-        "nproc": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "nproc": std::thread::available_parallelism().map(std::num::NonZero::get).unwrap_or(0),
         "cpu_model": model,
         "mem_total_mb": mem_kb.map(kb_to_mb),
         "kernel": kernel,

@@ -6,8 +6,8 @@
 //! table line per scenario goes to the terminal; everything goes to a JSON file.
 //!
 //! ```text
-//! cargo build --release --bins
-//! cargo run --release --bin attrsync-bench -- [scenario...] [--json FILE] [--quick]
+//! cargo build --release                  # the attrsync binary the bench runs
+//! cargo run --release -p attrsync-bench -- [scenario...] [--json FILE] [--quick]
 //! ```
 //!
 //! `ATTRSYNC_BENCH_WRAP="valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out"` runs the
@@ -104,14 +104,14 @@ fn attrsync_binary(explicit: Option<PathBuf>) -> anyhow::Result<(PathBuf, Option
     };
     if !binary.is_file() {
         anyhow::bail!(
-            "{} not found: run `cargo build --release --bins` first",
+            "{} not found: run `cargo build --release` first",
             binary.display()
         );
     }
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let warning = match (modified(&binary), modified(&exe)) {
         (Some(a), Some(b)) if a + std::time::Duration::from_secs(60) < b => Some(format!(
-            "{} is older than the bench binary: if src/ changed, run `cargo build --release --bins`",
+            "{} is older than the bench binary: if src/ changed, run `cargo build --release`",
             binary.display()
         )),
         _ => None,
@@ -124,7 +124,11 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     if let Some(w) = &stale {
         eprintln!("warning: {w}");
     }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    // The repository root (this package is `bench/` in it): the child runs there, so the
+    // embedded defaults' relative paths (config/customers.json) resolve.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     let default_toml =
         std::fs::read_to_string(root.join("config/default.toml")).unwrap_or_default();
     let client_rate_key = scenarios::client_rate_key(&default_toml);

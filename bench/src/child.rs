@@ -210,9 +210,8 @@ impl Prom {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let (series, value) = match line.rsplit_once(' ') {
-                Some(parts) => parts,
-                None => continue,
+            let Some((series, value)) = line.rsplit_once(' ') else {
+                continue;
             };
             let Ok(value) = value.parse::<f64>() else {
                 continue;
