@@ -1,10 +1,16 @@
 //! The durable queue's contract, run against both backends: SQLite always, PostgreSQL when
 //! `ATTRSYNC_TEST_DATABASE_URL` names a server (`.ci/run` sets it); without it the PostgreSQL
-//! half of each test says it was skipped.
+//! half of each test says it was skipped. A binary of its own: no attrsync instance runs, only
+//! the store.
+
+#[path = "support/stores.rs"]
+mod stores;
+
+use stores::fresh_store_settings;
 
 use std::time::Duration;
 
-use attrsync::config::{QueueBackend, QueueSettings, Settings};
+use attrsync::config::QueueBackend;
 use attrsync::domain::{
     ConversationEvent, ConversationId, CustomerKeys, EnrichmentJob, ParticipantId, Source,
 };
@@ -12,44 +18,6 @@ use attrsync::phone::CallerNumber;
 use attrsync::queue::store::{Enqueued, JobStore};
 use attrsync::queue::StoredJob;
 use phonenumber::country;
-
-/// A fresh store of the given backend: its own SQLite file, or its own PostgreSQL schema.
-pub async fn fresh_store_settings(
-    backend: QueueBackend,
-) -> Option<(QueueSettings, Option<tempfile::TempDir>)> {
-    let env = vec![
-        ("GENESYS_CLIENT_ID".to_owned(), "x".to_owned()),
-        ("GENESYS_CLIENT_SECRET".to_owned(), "y".to_owned()),
-        ("ATTRSYNC_AUTH__GENESYS__MODE".to_owned(), "none".to_owned()),
-        ("ATTRSYNC_AUTH__CTI__MODE".to_owned(), "none".to_owned()),
-        ("ATTRSYNC_AUTH__LOOKUP__MODE".to_owned(), "none".to_owned()),
-    ];
-    let mut settings = Settings::load_from(None, &env).ok()?.queue;
-    match backend {
-        QueueBackend::Sqlite => {
-            let dir = tempfile::tempdir().ok()?;
-            settings.backend = QueueBackend::Sqlite;
-            settings.sqlite_path = dir.path().join("queue.db");
-            Some((settings, Some(dir)))
-        }
-        QueueBackend::Postgres => {
-            let url = std::env::var("ATTRSYNC_TEST_DATABASE_URL")
-                .ok()
-                .filter(|u| !u.is_empty())?;
-            let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-            let pool = sqlx::PgPool::connect(&url).await.ok()?;
-            sqlx::query(&format!("CREATE SCHEMA {schema}"))
-                .execute(&pool)
-                .await
-                .ok()?;
-            pool.close().await;
-            settings.backend = QueueBackend::Postgres;
-            settings.postgres_url = url.into();
-            settings.postgres_schema = schema;
-            Some((settings, None))
-        }
-    }
-}
 
 fn payload(conversation: &str) -> EnrichmentJob {
     EnrichmentJob::new(
@@ -322,40 +290,6 @@ on_both_backends!(
     concurrent_claims_are_exclusive_on_every_backend,
     concurrent_claimers_never_share_a_job
 );
-
-#[tokio::test]
-async fn readiness_reports_a_queue_backend_that_is_gone() {
-    let Some((settings, _)) = fresh_store_settings(QueueBackend::Postgres).await else {
-        eprintln!(
-            "skipped: readiness with PostgreSQL down (set ATTRSYNC_TEST_DATABASE_URL to run it)"
-        );
-        return;
-    };
-    let url = secrecy::ExposeSecret::expose_secret(&settings.postgres_url).to_owned();
-    let schema = settings.postgres_schema.clone();
-    let app = crate::helpers::spawn_app_with(move |s, _| s.queue = settings).await;
-    assert_eq!(app.get("/readyz").await.status(), 200);
-
-    let admin = sqlx::PgPool::connect(&url).await.expect("connect");
-    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-        .execute(&admin)
-        .await
-        .expect("drop");
-    let response = app.get("/readyz").await;
-    assert_eq!(response.status(), 503);
-    let body = crate::helpers::json_body(response).await;
-    assert!(
-        body["checks"]["queue"]
-            .as_str()
-            .is_some_and(|q| q.starts_with("error")),
-        "{body}"
-    );
-    assert_eq!(
-        app.get("/healthz").await.status(),
-        200,
-        "alive, just not ready"
-    );
-}
 
 async fn a_batch_is_committed_once_and_judges_each_job_in_order(store: JobStore) {
     use attrsync::queue::store::NewJob;
