@@ -502,3 +502,57 @@ fn the_checker_sees_imports_written_in_each_way() {
         "macro arguments are read"
     );
 }
+
+/// Lines of code of a source file: not blank, not a comment, not in its `#[cfg(test)]` module
+/// (by convention the last item of a file).
+fn lines_of_code(text: &str) -> usize {
+    let mut count = 0;
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        let trimmed = line.trim();
+        if line.starts_with("#[cfg(test)]")
+            && lines.peek().is_some_and(|next| next.starts_with("mod "))
+        {
+            break;
+        }
+        if !trimmed.is_empty() && !trimmed.starts_with("//") {
+            count += 1;
+        }
+    }
+    count
+}
+
+#[test]
+fn no_source_file_is_over_500_lines_of_code() {
+    // Files that are only test code (`tests.rs` beside a `#[cfg(test)] mod tests;`) do not count.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut stack = vec![root.join("src"), root.join("bench/src")];
+    let mut too_long = Vec::new();
+    let mut seen = 0;
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("a source directory") {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs")
+                && path.file_name().is_some_and(|n| n != "tests.rs")
+            {
+                seen += 1;
+                let text = std::fs::read_to_string(&path).expect("a source file");
+                let count = lines_of_code(&text);
+                if count > 500 {
+                    too_long.push(format!("{} ({count})", path.display()));
+                }
+            }
+        }
+    }
+    assert!(seen > 50, "found only {seen} files");
+    assert!(too_long.is_empty(), "split these by concern: {too_long:?}");
+}
+
+#[test]
+fn the_line_count_leaves_out_comments_blank_lines_and_tests() {
+    let text =
+        "//! doc\nfn a() {}\n\n// why\nfn b() {}\n#[cfg(test)]\nmod tests {\n fn c() {}\n}\n";
+    assert_eq!(lines_of_code(text), 2);
+}
