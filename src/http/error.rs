@@ -35,6 +35,9 @@ pub enum ApiError {
     /// 404.
     #[error("{0}")]
     NotFound(String),
+    /// 405: the path exists, not with this method.
+    #[error("this endpoint does not take {0}")]
+    MethodNotAllowed(String),
     /// 408: the request took longer than `server.request_timeout_ms`.
     #[error("the request took longer than the {0} ms allowed")]
     Timeout(u64),
@@ -59,6 +62,7 @@ pub enum ErrorCode {
     InvalidField,
     Unauthorized,
     NotFound,
+    MethodNotAllowed,
     Timeout,
     Overloaded,
     ShuttingDown,
@@ -67,13 +71,14 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 11] = [
+    pub const ALL: [ErrorCode; 12] = [
         ErrorCode::InvalidJson,
         ErrorCode::UnsupportedMediaType,
         ErrorCode::PayloadTooLarge,
         ErrorCode::InvalidField,
         ErrorCode::Unauthorized,
         ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
         ErrorCode::Timeout,
         ErrorCode::Overloaded,
         ErrorCode::ShuttingDown,
@@ -89,6 +94,7 @@ impl ErrorCode {
             ErrorCode::InvalidField => "invalid_field",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Timeout => "timeout",
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::ShuttingDown => "shutting_down",
@@ -175,6 +181,7 @@ impl ApiError {
             ApiError::InvalidField(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Overloaded | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -189,6 +196,7 @@ impl ApiError {
             ApiError::InvalidField(_) => ErrorCode::InvalidField,
             ApiError::Unauthorized { .. } => ErrorCode::Unauthorized,
             ApiError::NotFound(_) => ErrorCode::NotFound,
+            ApiError::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
             ApiError::Timeout(_) => ErrorCode::Timeout,
             ApiError::Overloaded | ApiError::Unavailable(QueueError::Full) => ErrorCode::Overloaded,
             ApiError::Unavailable(QueueError::Closed) => ErrorCode::ShuttingDown,

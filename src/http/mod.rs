@@ -90,6 +90,11 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
     Ok(api
         .merge(ops)
         .route_layer(middleware::from_fn(metrics::track_http))
+        // Outside the routes too, every error answer is an ErrorBody.
+        .fallback(|| async { ApiError::NotFound("no such endpoint".to_owned()) })
+        .method_not_allowed_fallback(|method: axum::http::Method| async move {
+            ApiError::MethodNotAllowed(method.to_string())
+        })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::Extension(BodyLimit(body_limit)))
         .layer(
