@@ -3,6 +3,7 @@
 
 pub mod breaker;
 pub mod cache;
+pub mod dynamics;
 pub mod file;
 pub mod http;
 pub mod salesforce;

@@ -87,7 +87,10 @@ impl ApiError {
                 ErrorKind::ConcurrentLimitExceeded
             }
             "REQUEST_LIMIT_EXCEEDED" => ErrorKind::DailyLimitExceeded,
-            "MALFORMED_QUERY" | "MALFORMED_SEARCH" | "INVALID_FIELD" | "INVALID_TYPE"
+            "MALFORMED_QUERY"
+            | "MALFORMED_SEARCH"
+            | "INVALID_FIELD"
+            | "INVALID_TYPE"
             | "INVALID_QUERY_FILTER_OPERATOR" => ErrorKind::BadQuery,
             "SERVER_UNAVAILABLE" => ErrorKind::Unavailable,
             _ if self.status == 401 => ErrorKind::InvalidSession,
@@ -243,11 +246,17 @@ mod tests {
 
     #[test]
     fn an_expired_session_means_renew_the_token() {
-        let error = ApiError::parse(401, br#"[{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}]"#);
+        let error = ApiError::parse(
+            401,
+            br#"[{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}]"#,
+        );
         assert_eq!(error.kind(), ErrorKind::InvalidSession);
         assert!(error.is_invalid_session());
         assert!(!error.is_retryable());
-        assert_eq!(error.to_string(), "Salesforce answered 401 INVALID_SESSION_ID");
+        assert_eq!(
+            error.to_string(),
+            "Salesforce answered 401 INVALID_SESSION_ID"
+        );
     }
 
     #[test]
@@ -277,7 +286,10 @@ mod tests {
         assert!(error.is_retryable());
         assert_eq!(ApiError::parse(404, b"").kind(), ErrorKind::Other);
         assert_eq!(ApiError::parse(401, b"").kind(), ErrorKind::InvalidSession);
-        let single = ApiError::parse(400, br#"{"message":"x","errorCode":"INVALID_FIELD","fields":["Foo"]}"#);
+        let single = ApiError::parse(
+            400,
+            br#"{"message":"x","errorCode":"INVALID_FIELD","fields":["Foo"]}"#,
+        );
         assert_eq!(single.fields, ["Foo"]);
         assert_eq!(single.kind(), ErrorKind::BadQuery);
     }
@@ -289,13 +301,18 @@ mod tests {
         assert_eq!(token.instance_url, "https://acme.my.salesforce.com");
         assert_eq!(token.issued_at.as_deref(), Some("1708058728442"));
         assert!(TokenResponse::parse(br#"{"access_token":"x"}"#).is_err());
-        assert!(TokenResponse::parse(br#"{"access_token":"","instance_url":"https://x"}"#).is_err());
+        assert!(
+            TokenResponse::parse(br#"{"access_token":"","instance_url":"https://x"}"#).is_err()
+        );
         assert!(TokenResponse::parse(b"nope").is_err());
     }
 
     #[test]
     fn token_errors_carry_the_oauth_error_and_are_not_retried() {
-        let error = TokenError::parse(400, br#"{"error":"invalid_grant","error_description":"audience is invalid"}"#);
+        let error = TokenError::parse(
+            400,
+            br#"{"error":"invalid_grant","error_description":"audience is invalid"}"#,
+        );
         assert_eq!(error.error, "invalid_grant");
         assert_eq!(error.description, "audience is invalid");
         assert!(!error.is_retryable());
@@ -304,12 +321,21 @@ mod tests {
 
     #[test]
     fn the_limit_info_header_gives_the_daily_usage_whatever_follows_it() {
-        assert_eq!(ApiUsage::from_header("api-usage=18/5000"), Some(ApiUsage { used: 18, limit: 5000 }));
+        assert_eq!(
+            ApiUsage::from_header("api-usage=18/5000"),
+            Some(ApiUsage {
+                used: 18,
+                limit: 5000
+            })
+        );
         let usage = ApiUsage::from_header("api-usage=110018/100000; api-bursts=1/750").unwrap();
         assert!(usage.share_used() > 1.0);
         assert_eq!(
             ApiUsage::from_header("per-app-api-usage=17/250(appName=x); api-usage=25/5000"),
-            Some(ApiUsage { used: 25, limit: 5000 })
+            Some(ApiUsage {
+                used: 25,
+                limit: 5000
+            })
         );
         assert_eq!(ApiUsage::from_header("api-usage=x/5000"), None);
         assert_eq!(ApiUsage::from_header(""), None);

@@ -13,8 +13,7 @@ use std::fmt;
 /// `& | ! ( ) { } [ ] ^ " ~ * ? : \ ' + -`"
 /// (developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/api/sforce_api_calls_sosl_examples.htm).
 pub const SOSL_RESERVED: [char; 19] = [
-    '&', '|', '!', '(', ')', '{', '}', '[', ']', '^', '"', '~', '*', '?', ':', '\\', '\'', '+',
-    '-',
+    '&', '|', '!', '(', ')', '{', '}', '[', ']', '^', '"', '~', '*', '?', ':', '\\', '\'', '+', '-',
 ];
 
 /// A value escaped for use as one term inside `FIND {…}`: every reserved character gets a
@@ -109,7 +108,10 @@ pub fn identifier<'a>(what: &'static str, name: &'a str) -> Result<&'a str, Name
 
 /// A field, or a relationship path such as `Account.Name`: identifiers joined by dots.
 pub fn field_path<'a>(name: &'a str) -> Result<&'a str, NameError> {
-    if name.split('.').all(|part| identifier("field", part).is_ok()) {
+    if name
+        .split('.')
+        .all(|part| identifier("field", part).is_ok())
+    {
         Ok(name)
     } else {
         Err(NameError::NotAnApiName {
@@ -127,14 +129,15 @@ impl ApiVersion {
     /// Accepts `66.0` or `v66.0`.
     pub fn parse(value: &str) -> Result<Self, NameError> {
         let bare = value.trim().strip_prefix('v').unwrap_or(value.trim());
-        let valid = bare
-            .split_once('.')
-            .is_some_and(|(major, minor)| {
-                !major.is_empty()
-                    && major.len() <= 3
-                    && minor.len() == 1
-                    && major.chars().chain(minor.chars()).all(|c| c.is_ascii_digit())
-            });
+        let valid = bare.split_once('.').is_some_and(|(major, minor)| {
+            !major.is_empty()
+                && major.len() <= 3
+                && minor.len() == 1
+                && major
+                    .chars()
+                    .chain(minor.chars())
+                    .all(|c| c.is_ascii_digit())
+        });
         if valid {
             Ok(Self(format!("v{bare}")))
         } else {
@@ -168,7 +171,10 @@ mod tests {
     fn sosl_phrases_are_quoted_so_operators_and_quotes_stay_literal() {
         assert_eq!(sosl_phrase("x OR 1=1"), "\"x OR 1=1\"");
         assert_eq!(sosl_phrase("a\"b"), "\"a\\\"b\"");
-        assert_eq!(sosl_phrase("} RETURNING User(Id"), "\"\\} RETURNING User\\(Id\"");
+        assert_eq!(
+            sosl_phrase("} RETURNING User(Id"),
+            "\"\\} RETURNING User\\(Id\""
+        );
     }
 
     #[test]
@@ -181,7 +187,10 @@ mod tests {
         assert_eq!(soql_string("Bob's BBQ"), "'Bob\\'s BBQ'");
         assert_eq!(soql_string("a\\b"), "'a\\\\b'");
         assert_eq!(soql_string("' OR Name != '"), "'\\' OR Name != \\''");
-        assert_eq!(soql_string("x\ny\tz\u{8}\u{c}\r\""), "'x\\ny\\tz\\b\\f\\r\\\"'");
+        assert_eq!(
+            soql_string("x\ny\tz\u{8}\u{c}\r\""),
+            "'x\\ny\\tz\\b\\f\\r\\\"'"
+        );
         assert_eq!(soql_string("\u{1}"), "'\\u0001'");
         assert_eq!(soql_string(""), "''");
     }
@@ -196,7 +205,9 @@ mod tests {
     fn api_names_are_letters_digits_and_underscores() {
         assert!(identifier("object", "Contact").is_ok());
         assert!(identifier("field", "ns__Score__c").is_ok());
-        for bad in ["", "1Phone", "Phone)", "Phone ", "Ph one", "Phone_", "Phoné", "a;b", "Id,Name"] {
+        for bad in [
+            "", "1Phone", "Phone)", "Phone ", "Ph one", "Phone_", "Phoné", "a;b", "Id,Name",
+        ] {
             assert!(identifier("field", bad).is_err(), "{bad:?}");
         }
         assert!(identifier("x", &"a".repeat(121)).is_err());
@@ -211,8 +222,14 @@ mod tests {
 
     #[test]
     fn api_versions_are_normalised_to_the_path_form() {
-        assert_eq!(ApiVersion::parse("66.0").map(|v| v.to_string()), Ok("v66.0".to_owned()));
-        assert_eq!(ApiVersion::parse("v62.0").map(|v| v.to_string()), Ok("v62.0".to_owned()));
+        assert_eq!(
+            ApiVersion::parse("66.0").map(|v| v.to_string()),
+            Ok("v66.0".to_owned())
+        );
+        assert_eq!(
+            ApiVersion::parse("v62.0").map(|v| v.to_string()),
+            Ok("v62.0".to_owned())
+        );
         for bad in ["66", "v66", "66.00", "6a.0", "v66.0/../x", ""] {
             assert!(ApiVersion::parse(bad).is_err(), "{bad:?}");
         }

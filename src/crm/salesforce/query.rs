@@ -51,12 +51,28 @@ impl Target {
         vec![
             Target::new(
                 "Contact",
-                &["Id", "Name", "Phone", "MobilePhone", "Email", "AccountId", "LastModifiedDate"],
+                &[
+                    "Id",
+                    "Name",
+                    "Phone",
+                    "MobilePhone",
+                    "Email",
+                    "AccountId",
+                    "LastModifiedDate",
+                ],
             ),
             Target::new("Account", &["Id", "Name", "Phone", "LastModifiedDate"]),
             Target::new(
                 "Lead",
-                &["Id", "Name", "Phone", "MobilePhone", "Email", "Company", "LastModifiedDate"],
+                &[
+                    "Id",
+                    "Name",
+                    "Phone",
+                    "MobilePhone",
+                    "Email",
+                    "Company",
+                    "LastModifiedDate",
+                ],
             ),
         ]
     }
@@ -161,7 +177,13 @@ pub fn phone_search(
     if terms.is_empty() {
         return Err(QueryError::NoTerms);
     }
-    sosl(version, &terms.join(" OR "), SearchGroup::Phone, targets, limit)
+    sosl(
+        version,
+        &terms.join(" OR "),
+        SearchGroup::Phone,
+        targets,
+        limit,
+    )
 }
 
 /// A free-text lookup in one search group, the value quoted as a single SOSL phrase
@@ -195,7 +217,10 @@ fn sosl(
         .collect::<Result<Vec<_>, QueryError>>()?
         .join(", ");
     // The term was escaped (or is digits only) before it got here.
-    let mut q = format!("FIND {{{term}}} IN {} RETURNING {returning}", group.clause());
+    let mut q = format!(
+        "FIND {{{term}}} IN {} RETURNING {returning}",
+        group.clause()
+    );
     if let Some(limit) = limit {
         q.push_str(&format!(" LIMIT {}", checked_limit(limit)?));
     }
@@ -273,7 +298,13 @@ mod tests {
 
     #[test]
     fn a_phone_search_ors_the_digits_of_each_notation_over_the_default_objects() {
-        let request = phone_search(&v(), &["+1 317-555-0125", "3175550125", "(317) 555-0125"], &Target::defaults(), Some(50)).unwrap();
+        let request = phone_search(
+            &v(),
+            &["+1 317-555-0125", "3175550125", "(317) 555-0125"],
+            &Target::defaults(),
+            Some(50),
+        )
+        .unwrap();
         assert_eq!(request.path, "/services/data/v66.0/search/");
         assert_eq!(
             request.q,
@@ -286,7 +317,16 @@ mod tests {
 
     #[test]
     fn phone_search_drops_everything_that_is_not_a_digit_so_nothing_can_be_injected() {
-        for hostile in ["} RETURNING User(Id)", "' OR ''='", "*", "\\", "--", "%", "^", "😀"] {
+        for hostile in [
+            "} RETURNING User(Id)",
+            "' OR ''='",
+            "*",
+            "\\",
+            "--",
+            "%",
+            "^",
+            "😀",
+        ] {
             assert_eq!(
                 phone_search(&v(), &[hostile], &Target::defaults(), None),
                 Err(QueryError::NoTerms),
@@ -301,18 +341,35 @@ mod tests {
 
     #[test]
     fn an_email_search_quotes_and_escapes_the_value() {
-        let request = phrase_search(&v(), "o'brien+tag@example.com", SearchGroup::Email, &[Target::new("Contact", &["Email"])], None).unwrap();
+        let request = phrase_search(
+            &v(),
+            "o'brien+tag@example.com",
+            SearchGroup::Email,
+            &[Target::new("Contact", &["Email"])],
+            None,
+        )
+        .unwrap();
         assert_eq!(
             request.q,
             "FIND {\"o\\'brien\\+tag@example.com\"} IN EMAIL FIELDS RETURNING Contact(Id, LastModifiedDate, Email)"
         );
-        assert_eq!(phrase_search(&v(), " a ", SearchGroup::Email, &Target::defaults(), None), Err(QueryError::NoTerms));
+        assert_eq!(
+            phrase_search(&v(), " a ", SearchGroup::Email, &Target::defaults(), None),
+            Err(QueryError::NoTerms)
+        );
     }
 
     #[test]
     fn a_soql_lookup_escapes_the_literal_and_ors_the_match_fields() {
         let target = Target::new("Contact", &["Id", "Name", "Email", "LastModifiedDate"]);
-        let request = soql_equals(&v(), &target, &["Email", "Alternate_Email__c"], "x' OR Name != '", Some(10)).unwrap();
+        let request = soql_equals(
+            &v(),
+            &target,
+            &["Email", "Alternate_Email__c"],
+            "x' OR Name != '",
+            Some(10),
+        )
+        .unwrap();
         assert_eq!(request.path, "/services/data/v66.0/query/");
         assert_eq!(
             request.q,
@@ -324,15 +381,36 @@ mod tests {
     #[test]
     fn configured_names_are_checked_before_they_reach_a_query() {
         let bad_object = Target::new("Contact WHERE Id != null", &["Id"]);
-        assert!(matches!(soql_equals(&v(), &bad_object, &["Email"], "a", None), Err(QueryError::Name(_))));
+        assert!(matches!(
+            soql_equals(&v(), &bad_object, &["Email"], "a", None),
+            Err(QueryError::Name(_))
+        ));
         let bad_field = Target::new("Contact", &["Id, (SELECT Id FROM Cases)"]);
-        assert!(matches!(phone_search(&v(), &["3175550125"], &[bad_field], None), Err(QueryError::Name(_))));
+        assert!(matches!(
+            phone_search(&v(), &["3175550125"], &[bad_field], None),
+            Err(QueryError::Name(_))
+        ));
         let target = Target::new("Contact", &["Id"]);
-        assert!(matches!(soql_equals(&v(), &target, &["Email = 'a' OR Id"], "a", None), Err(QueryError::Name(_))));
-        assert_eq!(soql_equals(&v(), &target, &[], "a", None), Err(QueryError::NoMatchFields));
-        assert_eq!(phone_search(&v(), &["3175550125"], &[], None), Err(QueryError::NoTargets));
-        assert_eq!(phone_search(&v(), &["3175550125"], &Target::defaults(), Some(0)), Err(QueryError::BadLimit));
-        assert_eq!(phone_search(&v(), &["3175550125"], &Target::defaults(), Some(2001)), Err(QueryError::BadLimit));
+        assert!(matches!(
+            soql_equals(&v(), &target, &["Email = 'a' OR Id"], "a", None),
+            Err(QueryError::Name(_))
+        ));
+        assert_eq!(
+            soql_equals(&v(), &target, &[], "a", None),
+            Err(QueryError::NoMatchFields)
+        );
+        assert_eq!(
+            phone_search(&v(), &["3175550125"], &[], None),
+            Err(QueryError::NoTargets)
+        );
+        assert_eq!(
+            phone_search(&v(), &["3175550125"], &Target::defaults(), Some(0)),
+            Err(QueryError::BadLimit)
+        );
+        assert_eq!(
+            phone_search(&v(), &["3175550125"], &Target::defaults(), Some(2001)),
+            Err(QueryError::BadLimit)
+        );
     }
 
     #[test]
@@ -340,14 +418,31 @@ mod tests {
         let target = Target::new("Contact", &["Name"]);
         let request = id_lookup(&v(), &target, "003D000000QOtgnIAD").unwrap();
         assert_eq!(request.q, "SELECT Id, LastModifiedDate, Name FROM Contact WHERE Id = '003D000000QOtgnIAD' LIMIT 1");
-        for bad in ["003D000000QOtgn' OR ''='", "", "003D000000QOtg", "003D000000QOtgnIAD1", "003D000000QOtgn%"] {
-            assert_eq!(id_lookup(&v(), &target, bad), Err(QueryError::NotARecordId), "{bad:?}");
+        for bad in [
+            "003D000000QOtgn' OR ''='",
+            "",
+            "003D000000QOtg",
+            "003D000000QOtgnIAD1",
+            "003D000000QOtgn%",
+        ] {
+            assert_eq!(
+                id_lookup(&v(), &target, bad),
+                Err(QueryError::NotARecordId),
+                "{bad:?}"
+            );
         }
     }
 
     #[test]
     fn the_url_percent_encodes_the_whole_query_with_spaces_as_percent_20() {
-        let request = phrase_search(&v(), "a+b@x.io", SearchGroup::Email, &[Target::new("Lead", &[])], None).unwrap();
+        let request = phrase_search(
+            &v(),
+            "a+b@x.io",
+            SearchGroup::Email,
+            &[Target::new("Lead", &[])],
+            None,
+        )
+        .unwrap();
         assert_eq!(
             request.url("https://acme.my.salesforce.com/"),
             "https://acme.my.salesforce.com/services/data/v66.0/search/?q=FIND%20%7B%22a%5C%2Bb%40x.io%22%7D%20IN%20EMAIL%20FIELDS%20RETURNING%20Lead%28Id%2C%20LastModifiedDate%29"
@@ -357,7 +452,8 @@ mod tests {
     #[test]
     fn very_long_values_are_escaped_whole() {
         let long = "'".repeat(10_000);
-        let request = soql_equals(&v(), &Target::new("Contact", &[]), &["Email"], &long, None).unwrap();
+        let request =
+            soql_equals(&v(), &Target::new("Contact", &[]), &["Email"], &long, None).unwrap();
         assert!(request.q.contains(&"\\'".repeat(10_000)));
     }
 }

@@ -153,7 +153,10 @@ mod tests {
         assert_eq!(records.len(), 2);
         assert_eq!(records[0].record_type, "Contact");
         assert_eq!(records[0].record_id, "003A");
-        assert_eq!(records[0].last_modified.as_deref(), Some("2024-05-20T20:49:32.000+0000"));
+        assert_eq!(
+            records[0].last_modified.as_deref(),
+            Some("2024-05-20T20:49:32.000+0000")
+        );
         assert_eq!(records[0].fields.get("attributes"), None);
         assert_eq!(records[0].fields["Account"], json!({"Name": "Acme"}));
         assert_eq!(records[1].record_type, "Lead");
@@ -162,40 +165,67 @@ mod tests {
 
     #[test]
     fn an_empty_search_is_an_empty_list_and_the_old_bare_array_form_parses_too() {
-        assert!(parse_search(br#"{"searchRecords": []}"#).unwrap().is_empty());
+        assert!(parse_search(br#"{"searchRecords": []}"#)
+            .unwrap()
+            .is_empty());
         let old = bytes(json!([{"attributes": {"type": "Account"}, "Id": "001A"}]));
         assert_eq!(parse_search(&old).unwrap()[0].record_id, "001A");
     }
 
     #[test]
     fn a_query_page_reports_its_next_records_url_only_when_not_done() {
-        let more = bytes(json!({"totalSize": 3, "done": false, "nextRecordsUrl": "/services/data/v66.0/query/01g-2",
-            "records": [{"attributes": {"type": "Contact"}, "id": "003A", "lastmodifieddate": "2024-01-01T00:00:00.000+0000"}]}));
+        let more = bytes(
+            json!({"totalSize": 3, "done": false, "nextRecordsUrl": "/services/data/v66.0/query/01g-2",
+            "records": [{"attributes": {"type": "Contact"}, "id": "003A", "lastmodifieddate": "2024-01-01T00:00:00.000+0000"}]}),
+        );
         let page = parse_query(&more).unwrap();
         assert_eq!(page.total_size, Some(3));
-        assert_eq!(page.next_records_url.as_deref(), Some("/services/data/v66.0/query/01g-2"));
+        assert_eq!(
+            page.next_records_url.as_deref(),
+            Some("/services/data/v66.0/query/01g-2")
+        );
         assert_eq!(page.records[0].record_id, "003A");
         assert!(page.records[0].last_modified.is_some());
-        let done = bytes(json!({"totalSize": 0, "done": true, "nextRecordsUrl": "/ignored", "records": []}));
+        let done = bytes(
+            json!({"totalSize": 0, "done": true, "nextRecordsUrl": "/ignored", "records": []}),
+        );
         assert_eq!(parse_query(&done).unwrap().next_records_url, None);
     }
 
     #[test]
     fn garbage_and_wrong_shapes_are_clear_errors_never_panics() {
-        assert!(matches!(parse_search(b"<html>down</html>"), Err(ResponseError::NotJson(_))));
-        assert_eq!(parse_search(br#"{"records": []}"#), Err(ResponseError::MissingArray("searchRecords")));
-        assert_eq!(parse_query(br#"[]"#), Err(ResponseError::MissingArray("records")));
+        assert!(matches!(
+            parse_search(b"<html>down</html>"),
+            Err(ResponseError::NotJson(_))
+        ));
+        assert_eq!(
+            parse_search(br#"{"records": []}"#),
+            Err(ResponseError::MissingArray("searchRecords"))
+        );
+        assert_eq!(
+            parse_query(br#"[]"#),
+            Err(ResponseError::MissingArray("records"))
+        );
         assert_eq!(
             parse_search(br#"{"searchRecords": [{"Id": "003A"}]}"#),
-            Err(ResponseError::BadRecord { index: 0, what: "attributes.type" })
+            Err(ResponseError::BadRecord {
+                index: 0,
+                what: "attributes.type"
+            })
         );
         assert_eq!(
             parse_search(br#"{"searchRecords": [{"attributes": {"type": "Contact"}, "Id": 7}]}"#),
-            Err(ResponseError::BadRecord { index: 0, what: "Id" })
+            Err(ResponseError::BadRecord {
+                index: 0,
+                what: "Id"
+            })
         );
         assert_eq!(
             parse_query(br#"{"done": true, "records": ["x"]}"#),
-            Err(ResponseError::BadRecord { index: 0, what: "object body" })
+            Err(ResponseError::BadRecord {
+                index: 0,
+                what: "object body"
+            })
         );
         assert!(parse_search(b"").is_err());
     }
