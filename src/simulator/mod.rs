@@ -12,7 +12,9 @@
 //! and benchmarks).
 
 pub mod crm;
+pub mod dynamics;
 pub mod genesys;
+pub mod salesforce;
 pub mod traffic;
 
 pub use crm::{CrmSim, CrmSimConfig};
@@ -20,6 +22,7 @@ pub use genesys::{
     eventbridge_customer_start, CreatedConversation, Fault, GenesysSim, GenesysSimConfig,
     MediaType, NewConversation, Op, SimStats,
 };
+pub use salesforce::{SalesforceSim, SalesforceSimConfig};
 pub use traffic::Traffic;
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};

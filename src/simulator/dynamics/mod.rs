@@ -1,0 +1,2 @@
+//! Dynamics 365 / Dataverse simulator (work in progress).
+pub mod cert;
