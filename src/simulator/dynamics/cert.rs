@@ -79,12 +79,28 @@ mod tests {
     fn a_token_signed_with_the_matching_key_verifies_and_one_from_another_key_does_not() {
         let cert = Certificate::from_pem(CERT_A).unwrap();
         let claims = serde_json::json!({"sub": "x", "exp": 4_000_000_000u64});
-        let good = encode(&Header::new(Algorithm::RS256), &claims, &EncodingKey::from_rsa_pem(KEY_A.as_bytes()).unwrap()).unwrap();
-        let bad = encode(&Header::new(Algorithm::RS256), &claims, &EncodingKey::from_rsa_pem(KEY_B.as_bytes()).unwrap()).unwrap();
+        let good = encode(
+            &Header::new(Algorithm::RS256),
+            &claims,
+            &EncodingKey::from_rsa_pem(KEY_A.as_bytes()).unwrap(),
+        )
+        .unwrap();
+        let bad = encode(
+            &Header::new(Algorithm::RS256),
+            &claims,
+            &EncodingKey::from_rsa_pem(KEY_B.as_bytes()).unwrap(),
+        )
+        .unwrap();
         let mut validation = Validation::new(Algorithm::RS256);
         validation.required_spec_claims.clear();
-        assert!(jsonwebtoken::decode::<serde_json::Value>(&good, cert.decoding_key(), &validation).is_ok());
-        assert!(jsonwebtoken::decode::<serde_json::Value>(&bad, cert.decoding_key(), &validation).is_err());
+        assert!(
+            jsonwebtoken::decode::<serde_json::Value>(&good, cert.decoding_key(), &validation)
+                .is_ok()
+        );
+        assert!(
+            jsonwebtoken::decode::<serde_json::Value>(&bad, cert.decoding_key(), &validation)
+                .is_err()
+        );
     }
 
     #[test]

@@ -165,7 +165,10 @@ pub fn grant(
     match form.get("grant_type").map(String::as_str) {
         Some(GRANT_CLIENT_CREDENTIALS) => client_credentials(settings, sessions, form, basic, now),
         Some(GRANT_JWT_BEARER) => jwt_bearer(settings, sessions, form, now),
-        _ => Err(OAuthError::bad("unsupported_grant_type", "grant type not supported")),
+        _ => Err(OAuthError::bad(
+            "unsupported_grant_type",
+            "grant type not supported",
+        )),
     }
 }
 
@@ -194,13 +197,25 @@ fn client_credentials(
         ),
     };
     if id != settings.consumer_key {
-        return Err(OAuthError::bad("invalid_client_id", "client identifier invalid"));
+        return Err(OAuthError::bad(
+            "invalid_client_id",
+            "client identifier invalid",
+        ));
     }
-    if !bool::from(subtle::ConstantTimeEq::ct_eq(secret.as_bytes(), settings.consumer_secret.as_bytes())) {
-        return Err(OAuthError::bad("invalid_client", "invalid client credentials"));
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(
+        secret.as_bytes(),
+        settings.consumer_secret.as_bytes(),
+    )) {
+        return Err(OAuthError::bad(
+            "invalid_client",
+            "invalid client credentials",
+        ));
     }
     let Some(user) = &settings.run_as_user else {
-        return Err(OAuthError::bad("invalid_grant", CLIENT_CREDENTIALS_DISABLED));
+        return Err(OAuthError::bad(
+            "invalid_grant",
+            CLIENT_CREDENTIALS_DISABLED,
+        ));
     };
     Ok(sessions.issue(user, now))
 }
@@ -234,7 +249,10 @@ fn jwt_bearer(
         .map_err(|_| invalid())?
         .claims;
     if claims.get("iss").and_then(Value::as_str) != Some(settings.consumer_key.as_str()) {
-        return Err(OAuthError::bad("invalid_client_id", "client identifier invalid"));
+        return Err(OAuthError::bad(
+            "invalid_client_id",
+            "client identifier invalid",
+        ));
     }
     let audiences: Vec<&str> = match claims.get("aud") {
         Some(Value::String(a)) => vec![a.as_str()],
@@ -242,13 +260,18 @@ fn jwt_bearer(
         _ => Vec::new(),
     };
     let trimmed = |a: &str| a.trim_end_matches('/').to_owned();
-    if !audiences
-        .iter()
-        .any(|a| settings.jwt_audiences.iter().any(|ok| trimmed(ok) == trimmed(a)))
-    {
+    if !audiences.iter().any(|a| {
+        settings
+            .jwt_audiences
+            .iter()
+            .any(|ok| trimmed(ok) == trimmed(a))
+    }) {
         return Err(OAuthError::bad("invalid_grant", "audience is invalid"));
     }
-    let exp = claims.get("exp").and_then(Value::as_f64).ok_or_else(invalid)?;
+    let exp = claims
+        .get("exp")
+        .and_then(Value::as_f64)
+        .ok_or_else(invalid)?;
     let now_unix = unix_now() as f64;
     if exp <= now_unix {
         return Err(OAuthError::bad("invalid_grant", EXPIRED_ASSERTION));
@@ -260,8 +283,15 @@ fn jwt_bearer(
         return Err(invalid());
     }
     let sub = claims.get("sub").and_then(Value::as_str).unwrap_or("");
-    if !settings.jwt_users.iter().any(|u| u.eq_ignore_ascii_case(sub)) {
-        return Err(OAuthError::bad("invalid_grant", "user hasn't approved this consumer"));
+    if !settings
+        .jwt_users
+        .iter()
+        .any(|u| u.eq_ignore_ascii_case(sub))
+    {
+        return Err(OAuthError::bad(
+            "invalid_grant",
+            "user hasn't approved this consumer",
+        ));
     }
     Ok(sessions.issue(sub, now))
 }
@@ -299,16 +329,27 @@ mod tests {
             jwt_audiences: vec!["https://login.salesforce.com".into()],
             jwt_users: vec!["integration@acme.example".into()],
             max_assertion_lifetime: None,
-            sessions: SessionPolicy { timeout: Duration::from_secs(7200), sliding: true },
+            sessions: SessionPolicy {
+                timeout: Duration::from_secs(7200),
+                sliding: true,
+            },
         }
     }
 
     fn form(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     fn assertion(claims: Value, key: &str, alg: Algorithm) -> String {
-        encode(&Header::new(alg), &claims, &EncodingKey::from_rsa_pem(key.as_bytes()).unwrap()).unwrap()
+        encode(
+            &Header::new(alg),
+            &claims,
+            &EncodingKey::from_rsa_pem(key.as_bytes()).unwrap(),
+        )
+        .unwrap()
     }
 
     fn good_claims() -> Value {
@@ -317,47 +358,134 @@ mod tests {
 
     fn jwt(claims: Value, key: &str) -> Result<Issued, OAuthError> {
         let a = assertion(claims, key, Algorithm::RS256);
-        grant(&settings(), &mut Sessions::default(), &form(&[("grant_type", GRANT_JWT_BEARER), ("assertion", &a)]), None, Instant::now())
+        grant(
+            &settings(),
+            &mut Sessions::default(),
+            &form(&[("grant_type", GRANT_JWT_BEARER), ("assertion", &a)]),
+            None,
+            Instant::now(),
+        )
     }
 
     #[test]
     fn client_credentials_in_the_body_or_as_basic_get_a_token_for_the_run_as_user() {
         let mut sessions = Sessions::default();
-        let issued = grant(&settings(), &mut sessions, &form(&[("grant_type", "client_credentials"), ("client_id", "3MVGkey"), ("client_secret", "s3cret")]), None, Instant::now()).unwrap();
+        let issued = grant(
+            &settings(),
+            &mut sessions,
+            &form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", "3MVGkey"),
+                ("client_secret", "s3cret"),
+            ]),
+            None,
+            Instant::now(),
+        )
+        .unwrap();
         assert_eq!(issued.user, "integration@acme.example");
         let basic = format!("Basic {}", STANDARD.encode("3MVGkey:s3cret"));
-        assert!(grant(&settings(), &mut sessions, &form(&[("grant_type", "client_credentials")]), Some(&basic), Instant::now()).is_ok());
+        assert!(grant(
+            &settings(),
+            &mut sessions,
+            &form(&[("grant_type", "client_credentials")]),
+            Some(&basic),
+            Instant::now()
+        )
+        .is_ok());
         assert_eq!(sessions.count(), 2);
     }
 
     #[test]
     fn wrong_client_credentials_get_salesforces_errors() {
         let mut sessions = Sessions::default();
-        let wrong_id = grant(&settings(), &mut sessions, &form(&[("grant_type", "client_credentials"), ("client_id", "x"), ("client_secret", "s3cret")]), None, Instant::now()).unwrap_err();
-        assert_eq!((wrong_id.error, wrong_id.description), ("invalid_client_id", "client identifier invalid"));
-        let wrong_secret = grant(&settings(), &mut sessions, &form(&[("grant_type", "client_credentials"), ("client_id", "3MVGkey"), ("client_secret", "x")]), None, Instant::now()).unwrap_err();
+        let wrong_id = grant(
+            &settings(),
+            &mut sessions,
+            &form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", "x"),
+                ("client_secret", "s3cret"),
+            ]),
+            None,
+            Instant::now(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            (wrong_id.error, wrong_id.description),
+            ("invalid_client_id", "client identifier invalid")
+        );
+        let wrong_secret = grant(
+            &settings(),
+            &mut sessions,
+            &form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", "3MVGkey"),
+                ("client_secret", "x"),
+            ]),
+            None,
+            Instant::now(),
+        )
+        .unwrap_err();
         assert_eq!(wrong_secret.error, "invalid_client");
         let mut disabled = settings();
         disabled.run_as_user = None;
-        let off = grant(&disabled, &mut sessions, &form(&[("grant_type", "client_credentials"), ("client_id", "3MVGkey"), ("client_secret", "s3cret")]), None, Instant::now()).unwrap_err();
+        let off = grant(
+            &disabled,
+            &mut sessions,
+            &form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", "3MVGkey"),
+                ("client_secret", "s3cret"),
+            ]),
+            None,
+            Instant::now(),
+        )
+        .unwrap_err();
         assert_eq!(off.error, "invalid_grant");
-        let password = grant(&settings(), &mut sessions, &form(&[("grant_type", "password")]), None, Instant::now()).unwrap_err();
+        let password = grant(
+            &settings(),
+            &mut sessions,
+            &form(&[("grant_type", "password")]),
+            None,
+            Instant::now(),
+        )
+        .unwrap_err();
         assert_eq!(password.error, "unsupported_grant_type");
         assert_eq!(sessions.count(), 0);
     }
 
     #[test]
     fn a_jwt_signed_by_the_uploaded_certificates_key_gets_a_token_for_its_subject() {
-        assert_eq!(jwt(good_claims(), KEY_A).unwrap().user, "integration@acme.example");
+        assert_eq!(
+            jwt(good_claims(), KEY_A).unwrap().user,
+            "integration@acme.example"
+        );
     }
 
     #[test]
     fn a_jwt_with_the_wrong_key_algorithm_or_shape_is_an_invalid_assertion() {
-        assert_eq!(jwt(good_claims(), KEY_B).unwrap_err().description, "invalid assertion");
+        assert_eq!(
+            jwt(good_claims(), KEY_B).unwrap_err().description,
+            "invalid assertion"
+        );
         let ps = assertion(good_claims(), KEY_A, Algorithm::PS256);
-        let e = grant(&settings(), &mut Sessions::default(), &form(&[("grant_type", GRANT_JWT_BEARER), ("assertion", &ps)]), None, Instant::now()).unwrap_err();
+        let e = grant(
+            &settings(),
+            &mut Sessions::default(),
+            &form(&[("grant_type", GRANT_JWT_BEARER), ("assertion", &ps)]),
+            None,
+            Instant::now(),
+        )
+        .unwrap_err();
         assert_eq!(e.description, "invalid assertion");
-        let e = grant(&settings(), &mut Sessions::default(), &form(&[("grant_type", GRANT_JWT_BEARER), ("assertion", "not.a.jwt")]), None, Instant::now()).unwrap_err();
+        let e = grant(
+            &settings(),
+            &mut Sessions::default(),
+            &form(&[("grant_type", GRANT_JWT_BEARER), ("assertion", "not.a.jwt")]),
+            None,
+            Instant::now(),
+        )
+        .unwrap_err();
         assert_eq!(e.error, "invalid_grant");
     }
 
@@ -368,7 +496,10 @@ mod tests {
         assert_eq!(jwt(c, KEY_A).unwrap_err().error, "invalid_client_id");
         let mut c = good_claims();
         c["aud"] = json!("https://acme.my.salesforce.com");
-        assert_eq!(jwt(c, KEY_A).unwrap_err().description, "audience is invalid");
+        assert_eq!(
+            jwt(c, KEY_A).unwrap_err().description,
+            "audience is invalid"
+        );
         let mut c = good_claims();
         c["aud"] = json!(["https://x", "https://login.salesforce.com/"]);
         assert!(jwt(c, KEY_A).is_ok());
@@ -377,7 +508,10 @@ mod tests {
         assert_eq!(jwt(c, KEY_A).unwrap_err().description, EXPIRED_ASSERTION);
         let mut c = good_claims();
         c["sub"] = json!("someone@else.example");
-        assert_eq!(jwt(c, KEY_A).unwrap_err().description, "user hasn't approved this consumer");
+        assert_eq!(
+            jwt(c, KEY_A).unwrap_err().description,
+            "user hasn't approved this consumer"
+        );
         let mut c = good_claims();
         c.as_object_mut().unwrap().remove("exp");
         assert_eq!(jwt(c, KEY_A).unwrap_err().error, "invalid_grant");
@@ -388,14 +522,30 @@ mod tests {
         let start = Instant::now();
         let mut sessions = Sessions::default();
         let token = sessions.issue("u", start).access_token;
-        let sliding = SessionPolicy { timeout: Duration::from_secs(10), sliding: true };
-        assert!(sessions.check(&token, sliding, start + Duration::from_secs(8)).is_some());
-        assert!(sessions.check(&token, sliding, start + Duration::from_secs(16)).is_some());
-        assert!(sessions.check(&token, sliding, start + Duration::from_secs(27)).is_none());
+        let sliding = SessionPolicy {
+            timeout: Duration::from_secs(10),
+            sliding: true,
+        };
+        assert!(sessions
+            .check(&token, sliding, start + Duration::from_secs(8))
+            .is_some());
+        assert!(sessions
+            .check(&token, sliding, start + Duration::from_secs(16))
+            .is_some());
+        assert!(sessions
+            .check(&token, sliding, start + Duration::from_secs(27))
+            .is_none());
         let token = sessions.issue("u", start).access_token;
-        let fixed = SessionPolicy { timeout: Duration::from_secs(10), sliding: false };
-        assert!(sessions.check(&token, fixed, start + Duration::from_secs(8)).is_some());
-        assert!(sessions.check(&token, fixed, start + Duration::from_secs(11)).is_none());
+        let fixed = SessionPolicy {
+            timeout: Duration::from_secs(10),
+            sliding: false,
+        };
+        assert!(sessions
+            .check(&token, fixed, start + Duration::from_secs(8))
+            .is_some());
+        assert!(sessions
+            .check(&token, fixed, start + Duration::from_secs(11))
+            .is_none());
         let token = sessions.issue("u", start).access_token;
         sessions.expire_all();
         assert!(sessions.check(&token, fixed, start).is_none());
@@ -403,7 +553,13 @@ mod tests {
 
     #[test]
     fn the_token_body_has_an_instance_url_and_no_expiry() {
-        let body = token_body(&Issued { access_token: "t".into(), user: "u".into() }, "http://127.0.0.1:1");
+        let body = token_body(
+            &Issued {
+                access_token: "t".into(),
+                user: "u".into(),
+            },
+            "http://127.0.0.1:1",
+        );
         assert_eq!(body["instance_url"], "http://127.0.0.1:1");
         assert_eq!(body["token_type"], "Bearer");
         assert!(body.get("expires_in").is_none());

@@ -11,8 +11,8 @@
 
 pub mod auth;
 pub mod schema;
-pub mod sosl;
 pub mod soql;
+pub mod sosl;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -32,9 +32,9 @@ use tokio::net::TcpListener;
 
 use super::{lock, ServerHandle, Traffic};
 pub use auth::{AuthSettings, SessionPolicy};
+use schema::{error_body, record_id, resolve_fields, QueryFault, Record};
 pub use schema::{FieldType, ObjectSchema};
 pub use sosl::PhoneMatch;
-use schema::{error_body, record_id, resolve_fields, QueryFault, Record};
 
 static LIMIT_INFO: HeaderName = HeaderName::from_static("sforce-limit-info");
 
@@ -172,7 +172,10 @@ struct SimState {
 
 impl SalesforceSim {
     /// Serves on `listener` until [`SalesforceSim::shutdown`] or the end of the process.
-    pub async fn start(config: SalesforceSimConfig, listener: TcpListener) -> std::io::Result<Self> {
+    pub async fn start(
+        config: SalesforceSimConfig,
+        listener: TcpListener,
+    ) -> std::io::Result<Self> {
         let shared = Arc::new(Shared::new(config));
         let server = ServerHandle::spawn("salesforce", app(Arc::clone(&shared)), listener)?;
         Ok(Self {
@@ -206,15 +209,31 @@ impl SalesforceSim {
     /// Contact and the Lead share a number so ambiguity can be tested.
     pub fn sample_records() -> Vec<(&'static str, Value)> {
         vec![
-            ("Contact", json!({"Name": "Ada Lovelace", "FirstName": "Ada", "LastName": "Lovelace", "Phone": "(317) 555-0125", "Email": "ada@example.com", "LastModifiedDate": "2024-05-20T20:49:32.000+0000"})),
-            ("Contact", json!({"Name": "Grace Hopper", "FirstName": "Grace", "LastName": "Hopper", "Phone": "317.555.0126", "MobilePhone": "+1 317 555 0199", "Email": "grace.hopper@example.com", "LastModifiedDate": "2024-06-01T08:00:00.000+0000"})),
-            ("Account", json!({"Name": "Analytical Engines Ltd", "Phone": "+44 20 7946 0958", "AccountNumber": "ACC-1003", "LastModifiedDate": "2023-11-02T12:00:00.000+0000"})),
-            ("Lead", json!({"Name": "Ada L.", "Company": "Engines", "Phone": "3175550125", "Email": "ada.l@example.com", "LastModifiedDate": "2025-01-15T09:30:00.000+0000"})),
+            (
+                "Contact",
+                json!({"Name": "Ada Lovelace", "FirstName": "Ada", "LastName": "Lovelace", "Phone": "(317) 555-0125", "Email": "ada@example.com", "LastModifiedDate": "2024-05-20T20:49:32.000+0000"}),
+            ),
+            (
+                "Contact",
+                json!({"Name": "Grace Hopper", "FirstName": "Grace", "LastName": "Hopper", "Phone": "317.555.0126", "MobilePhone": "+1 317 555 0199", "Email": "grace.hopper@example.com", "LastModifiedDate": "2024-06-01T08:00:00.000+0000"}),
+            ),
+            (
+                "Account",
+                json!({"Name": "Analytical Engines Ltd", "Phone": "+44 20 7946 0958", "AccountNumber": "ACC-1003", "LastModifiedDate": "2023-11-02T12:00:00.000+0000"}),
+            ),
+            (
+                "Lead",
+                json!({"Name": "Ada L.", "Company": "Engines", "Phone": "3175550125", "Email": "ada.l@example.com", "LastModifiedDate": "2025-01-15T09:30:00.000+0000"}),
+            ),
         ]
     }
 
     pub fn push_fault(&self, op: Op, fault: Fault) {
-        lock(&self.shared.state).scripted.entry(op).or_default().push_back(fault);
+        lock(&self.shared.state)
+            .scripted
+            .entry(op)
+            .or_default()
+            .push_back(fault);
     }
 
     pub fn set_latency(&self, latency: Duration) {
@@ -311,11 +330,13 @@ impl Shared {
                 canonical.insert(field.to_owned(), value);
             }
         }
-        canonical
-            .entry("LastModifiedDate")
-            .or_insert_with(|| {
-                Value::String(chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string())
-            });
+        canonical.entry("LastModifiedDate").or_insert_with(|| {
+            Value::String(
+                chrono::Utc::now()
+                    .format("%Y-%m-%dT%H:%M:%S%.3f+0000")
+                    .to_string(),
+            )
+        });
         let mut state = lock(&self.state);
         let id = record_id(&schema.key_prefix, state.next_id);
         state.next_id += 1;
@@ -347,11 +368,19 @@ fn api_error(status: StatusCode, code: &str, message: &str) -> Response {
 }
 
 fn invalid_session() -> Response {
-    api_error(StatusCode::UNAUTHORIZED, "INVALID_SESSION_ID", "Session expired or invalid")
+    api_error(
+        StatusCode::UNAUTHORIZED,
+        "INVALID_SESSION_ID",
+        "Session expired or invalid",
+    )
 }
 
 fn total_requests_exceeded() -> Response {
-    api_error(StatusCode::FORBIDDEN, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
+    api_error(
+        StatusCode::FORBIDDEN,
+        "REQUEST_LIMIT_EXCEEDED",
+        "TotalRequests Limit exceeded.",
+    )
 }
 
 fn unavailable() -> Response {
@@ -442,7 +471,9 @@ async fn before(shared: &Shared, op: Op) -> (Gate, Duration) {
             Some(Fault::Status { status }) if op == Op::Token => Gate::Answer(
                 (
                     StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-                    Json(json!({"error": "server_error", "error_description": "simulated failure"})),
+                    Json(
+                        json!({"error": "server_error", "error_description": "simulated failure"}),
+                    ),
                 )
                     .into_response(),
             ),
@@ -470,7 +501,13 @@ async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byte
         .and_then(|v| v.to_str().ok());
     let issued = {
         let mut state = lock(&shared.state);
-        auth::grant(&shared.config.auth, &mut state.sessions, &form, basic, Instant::now())
+        auth::grant(
+            &shared.config.auth,
+            &mut state.sessions,
+            &form,
+            basic,
+            Instant::now(),
+        )
     };
     match issued {
         Ok(issued) => Json(auth::token_body(&issued, &instance_url(&headers))).into_response(),
@@ -501,7 +538,12 @@ fn session_token(headers: &HeaderMap) -> Option<&str> {
 /// Everything a REST call goes through before its resource: faults, latency (with the
 /// long-running limit), session, API version, and the daily allocation. On success the call is
 /// counted and the `Sforce-Limit-Info` value to send is returned.
-async fn rest_gate(shared: &Shared, op: Op, headers: &HeaderMap, version: &str) -> Result<HeaderValue, Response> {
+async fn rest_gate(
+    shared: &Shared,
+    op: Op,
+    headers: &HeaderMap,
+    version: &str,
+) -> Result<HeaderValue, Response> {
     let (gate, delay) = before(shared, op).await;
     let long_running = delay >= shared.config.long_running_threshold;
     if long_running {
@@ -544,7 +586,9 @@ async fn rest_gate(shared: &Shared, op: Op, headers: &HeaderMap, version: &str) 
     };
     if used >= limit {
         let mut response = total_requests_exceeded();
-        response.headers_mut().insert(LIMIT_INFO.clone(), usage_header(used));
+        response
+            .headers_mut()
+            .insert(LIMIT_INFO.clone(), usage_header(used));
         return Err(response);
     }
     let major = version
@@ -554,7 +598,11 @@ async fn rest_gate(shared: &Shared, op: Op, headers: &HeaderMap, version: &str) 
     state.usage.push_back(Instant::now());
     let header = usage_header(used + 1);
     if !major.is_some_and(|m| shared.config.api_versions.contains(&m)) {
-        let mut response = api_error(StatusCode::NOT_FOUND, "NOT_FOUND", "The requested resource does not exist");
+        let mut response = api_error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "The requested resource does not exist",
+        );
         response.headers_mut().insert(LIMIT_INFO.clone(), header);
         return Err(response);
     }
@@ -582,7 +630,9 @@ async fn search(
         Err(response) => return response,
     };
     let response = match params.q {
-        None => query_fault(QueryFault::malformed_search("A search string has to be specified")),
+        None => query_fault(QueryFault::malformed_search(
+            "A search string has to be specified",
+        )),
         Some(q) => {
             lock(&shared.state).queries.push(q.clone());
             match run_search(&shared, &version, &q) {
@@ -622,7 +672,11 @@ fn run_search(shared: &Shared, version: &str, q: &str) -> Result<Value, QueryFau
         }
     }
     // Before API 36.0 the Search resource answered a bare array.
-    let major = version.trim_start_matches('v').split('.').next().and_then(|m| m.parse::<u32>().ok());
+    let major = version
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|m| m.parse::<u32>().ok());
     Ok(if major.is_some_and(|m| m < 36) {
         Value::Array(found)
     } else {
@@ -641,7 +695,9 @@ async fn query(
         Err(response) => return response,
     };
     let response = match params.q {
-        None => query_fault(QueryFault::malformed_query("A query string has to be specified")),
+        None => query_fault(QueryFault::malformed_query(
+            "A query string has to be specified",
+        )),
         Some(q) => {
             lock(&shared.state).queries.push(q.clone());
             match run_query(&shared, &version, &q) {
@@ -664,7 +720,11 @@ fn run_query(shared: &Shared, version: &str, q: &str) -> Result<Value, QueryFaul
         .records
         .iter()
         .filter(|r| r.object == schema.name)
-        .filter(|r| condition.as_ref().is_none_or(|c| soql::satisfies(c, schema, r)))
+        .filter(|r| {
+            condition
+                .as_ref()
+                .is_none_or(|c| soql::satisfies(c, schema, r))
+        })
         .collect();
     if let Some(order) = &order_by {
         soql::sort(&mut hits, order);
@@ -681,7 +741,9 @@ fn run_query(shared: &Shared, version: &str, q: &str) -> Result<Value, QueryFaul
     let rest = rendered.split_off(batch);
     let locator = format!("01gSIM{:012}-{batch}", state.next_cursor);
     state.next_cursor += 1;
-    state.cursors.insert(locator.clone(), (version.to_owned(), rest));
+    state
+        .cursors
+        .insert(locator.clone(), (version.to_owned(), rest));
     Ok(json!({
         "totalSize": total,
         "done": false,
@@ -702,19 +764,26 @@ async fn query_more(
     let mut state = lock(&shared.state);
     let batch = shared.config.query_batch_size.max(1);
     let response = match state.cursors.remove(&locator) {
-        None => api_error(StatusCode::BAD_REQUEST, "INVALID_QUERY_LOCATOR", "invalid query locator"),
+        None => api_error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_QUERY_LOCATOR",
+            "invalid query locator",
+        ),
         Some((cursor_version, mut rest)) => {
             let total_left = rest.len();
             if rest.len() > batch {
                 let more = rest.split_off(batch);
                 let next = format!("01gSIM{:012}-{batch}", state.next_cursor);
                 state.next_cursor += 1;
-                state.cursors.insert(next.clone(), (cursor_version.clone(), more));
+                state
+                    .cursors
+                    .insert(next.clone(), (cursor_version.clone(), more));
                 Json(json!({"totalSize": total_left, "done": false,
                     "nextRecordsUrl": format!("/services/data/{cursor_version}/query/{next}"), "records": rest}))
                 .into_response()
             } else {
-                Json(json!({"totalSize": total_left, "done": true, "records": rest})).into_response()
+                Json(json!({"totalSize": total_left, "done": true, "records": rest}))
+                    .into_response()
             }
         }
     };
@@ -725,7 +794,11 @@ async fn query_more(
 // Admin API: not part of the simulated org, so no auth, faults or accounting.
 
 fn admin_error(message: impl Into<String>) -> Response {
-    (StatusCode::BAD_REQUEST, Json(json!({"error": message.into()}))).into_response()
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"error": message.into()})),
+    )
+        .into_response()
 }
 
 #[derive(Deserialize)]
@@ -755,7 +828,11 @@ struct NewFault {
 async fn admin_fault(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     match serde_json::from_slice::<NewFault>(&body) {
         Ok(f) => {
-            lock(&shared.state).scripted.entry(f.op).or_default().push_back(f.fault);
+            lock(&shared.state)
+                .scripted
+                .entry(f.op)
+                .or_default()
+                .push_back(f.fault);
             StatusCode::NO_CONTENT.into_response()
         }
         Err(e) => admin_error(e.to_string()),
@@ -781,7 +858,11 @@ async fn admin_config(State(shared): State<Arc<Shared>>, body: Bytes) -> Respons
         None => None,
         Some("digits") => Some(PhoneMatch::Digits),
         Some("digitsIgnoringCountryCode") => Some(PhoneMatch::DigitsIgnoringCountryCode),
-        Some(other) => return admin_error(format!("phoneMatch {other:?} is not digits or digitsIgnoringCountryCode")),
+        Some(other) => {
+            return admin_error(format!(
+                "phoneMatch {other:?} is not digits or digitsIgnoringCountryCode"
+            ))
+        }
     };
     let mut state = lock(&shared.state);
     if let Some(ms) = patch.latency_ms {

@@ -49,10 +49,19 @@ impl ObjectSchema {
                 "Contact",
                 "003",
                 &[
-                    ("Id", Id), ("Name", Text), ("FirstName", Text), ("LastName", Text),
-                    ("Phone", Phone), ("MobilePhone", Phone), ("HomePhone", Phone),
-                    ("OtherPhone", Phone), ("AssistantPhone", Phone), ("Fax", Phone),
-                    ("Email", Email), ("AccountId", Reference), ("LastModifiedDate", DateTime),
+                    ("Id", Id),
+                    ("Name", Text),
+                    ("FirstName", Text),
+                    ("LastName", Text),
+                    ("Phone", Phone),
+                    ("MobilePhone", Phone),
+                    ("HomePhone", Phone),
+                    ("OtherPhone", Phone),
+                    ("AssistantPhone", Phone),
+                    ("Fax", Phone),
+                    ("Email", Email),
+                    ("AccountId", Reference),
+                    ("LastModifiedDate", DateTime),
                     ("External_Id__c", Text),
                 ],
             ),
@@ -60,17 +69,29 @@ impl ObjectSchema {
                 "Account",
                 "001",
                 &[
-                    ("Id", Id), ("Name", Text), ("AccountNumber", Text), ("Phone", Phone),
-                    ("Fax", Phone), ("Website", Text), ("LastModifiedDate", DateTime),
+                    ("Id", Id),
+                    ("Name", Text),
+                    ("AccountNumber", Text),
+                    ("Phone", Phone),
+                    ("Fax", Phone),
+                    ("Website", Text),
+                    ("LastModifiedDate", DateTime),
                 ],
             ),
             ObjectSchema::new(
                 "Lead",
                 "00Q",
                 &[
-                    ("Id", Id), ("Name", Text), ("FirstName", Text), ("LastName", Text),
-                    ("Company", Text), ("Phone", Phone), ("MobilePhone", Phone), ("Fax", Phone),
-                    ("Email", Email), ("LastModifiedDate", DateTime),
+                    ("Id", Id),
+                    ("Name", Text),
+                    ("FirstName", Text),
+                    ("LastName", Text),
+                    ("Company", Text),
+                    ("Phone", Phone),
+                    ("MobilePhone", Phone),
+                    ("Fax", Phone),
+                    ("Email", Email),
+                    ("LastModifiedDate", DateTime),
                 ],
             ),
         ]
@@ -134,11 +155,17 @@ pub struct QueryFault {
 
 impl QueryFault {
     pub fn malformed_search(message: impl Into<String>) -> Self {
-        Self { error_code: "MALFORMED_SEARCH", message: message.into() }
+        Self {
+            error_code: "MALFORMED_SEARCH",
+            message: message.into(),
+        }
     }
 
     pub fn malformed_query(message: impl Into<String>) -> Self {
-        Self { error_code: "MALFORMED_QUERY", message: message.into() }
+        Self {
+            error_code: "MALFORMED_QUERY",
+            message: message.into(),
+        }
     }
 
     /// Salesforce's wording for an unknown object.

@@ -75,7 +75,11 @@ fn tokenize(q: &str) -> Result<Vec<Tok>, QueryFault> {
                 let mut text = String::new();
                 loop {
                     match chars.next() {
-                        None => return Err(QueryFault::malformed_query("unexpected token: '<EOF>'; string literal not terminated")),
+                        None => {
+                            return Err(QueryFault::malformed_query(
+                                "unexpected token: '<EOF>'; string literal not terminated",
+                            ))
+                        }
                         Some('\'') => break,
                         Some('\\') => text.push(unescape(&mut chars)?),
                         Some(c) => text.push(c),
@@ -222,7 +226,10 @@ impl Parser {
 
 /// Parses a SOQL statement decoded from the `q` parameter.
 pub fn parse(q: &str) -> Result<Query, QueryFault> {
-    let mut p = Parser { tokens: tokenize(q)?, at: 0 };
+    let mut p = Parser {
+        tokens: tokenize(q)?,
+        at: 0,
+    };
     p.expect_keyword("SELECT")?;
     let mut fields = vec![p.name()?];
     while p.peek() == Some(&Tok::Comma) {
@@ -261,7 +268,11 @@ pub fn parse(q: &str) -> Result<Query, QueryFault> {
             }
             p.at += 1;
         }
-        Some(OrderBy { field, descending, nulls_last })
+        Some(OrderBy {
+            field,
+            descending,
+            nulls_last,
+        })
     } else {
         None
     };
@@ -277,11 +288,20 @@ pub fn parse(q: &str) -> Result<Query, QueryFault> {
     if p.peek().is_some() {
         return Err(unexpected(&p.describe()));
     }
-    Ok(Query { fields, object, condition, order_by, limit })
+    Ok(Query {
+        fields,
+        object,
+        condition,
+        order_by,
+        limit,
+    })
 }
 
 /// Checks every field of `query` against `schema`, giving canonical names.
-pub fn resolve(query: &Query, schema: &ObjectSchema) -> Result<(Vec<String>, Option<Cond>, Option<OrderBy>), QueryFault> {
+pub fn resolve(
+    query: &Query,
+    schema: &ObjectSchema,
+) -> Result<(Vec<String>, Option<Cond>, Option<OrderBy>), QueryFault> {
     let canonical = |field: &str| -> Result<String, QueryFault> {
         if field.contains('.') {
             let relationship = field.split('.').next().unwrap_or(field);
@@ -295,19 +315,45 @@ pub fn resolve(query: &Query, schema: &ObjectSchema) -> Result<(Vec<String>, Opt
             .map(|(name, _)| name.to_owned())
             .ok_or_else(|| QueryFault::invalid_field(field, &schema.name))
     };
-    let fields = query.fields.iter().map(|f| canonical(f)).collect::<Result<Vec<_>, _>>()?;
-    fn walk(cond: &Cond, canonical: &dyn Fn(&str) -> Result<String, QueryFault>) -> Result<Cond, QueryFault> {
+    let fields = query
+        .fields
+        .iter()
+        .map(|f| canonical(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    fn walk(
+        cond: &Cond,
+        canonical: &dyn Fn(&str) -> Result<String, QueryFault>,
+    ) -> Result<Cond, QueryFault> {
         Ok(match cond {
             Cond::Eq(f, v) => Cond::Eq(canonical(f)?, v.clone()),
-            Cond::And(parts) => Cond::And(parts.iter().map(|p| walk(p, canonical)).collect::<Result<_, _>>()?),
-            Cond::Or(parts) => Cond::Or(parts.iter().map(|p| walk(p, canonical)).collect::<Result<_, _>>()?),
+            Cond::And(parts) => Cond::And(
+                parts
+                    .iter()
+                    .map(|p| walk(p, canonical))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Cond::Or(parts) => Cond::Or(
+                parts
+                    .iter()
+                    .map(|p| walk(p, canonical))
+                    .collect::<Result<_, _>>()?,
+            ),
         })
     }
-    let condition = query.condition.as_ref().map(|c| walk(c, &canonical)).transpose()?;
+    let condition = query
+        .condition
+        .as_ref()
+        .map(|c| walk(c, &canonical))
+        .transpose()?;
     let order_by = query
         .order_by
         .as_ref()
-        .map(|o| Ok::<_, QueryFault>(OrderBy { field: canonical(&o.field)?, ..o.clone() }))
+        .map(|o| {
+            Ok::<_, QueryFault>(OrderBy {
+                field: canonical(&o.field)?,
+                ..o.clone()
+            })
+        })
         .transpose()?;
     Ok((fields, condition, order_by))
 }
@@ -317,14 +363,17 @@ pub fn satisfies(cond: &Cond, schema: &ObjectSchema, record: &Record) -> bool {
     match cond {
         Cond::And(parts) => parts.iter().all(|p| satisfies(p, schema, record)),
         Cond::Or(parts) => parts.iter().any(|p| satisfies(p, schema, record)),
-        Cond::Eq(field, Literal::Null) => matches!(record.fields.get(field), None | Some(Value::Null)),
+        Cond::Eq(field, Literal::Null) => {
+            matches!(record.fields.get(field), None | Some(Value::Null))
+        }
         Cond::Eq(field, Literal::Str(wanted)) => {
             let Some(stored) = record.text(field) else {
                 return false;
             };
             match schema.field(field).map(|(_, t)| t) {
                 Some(FieldType::Id | FieldType::Reference) => {
-                    stored == wanted || (wanted.len() == 15 && stored.get(..15) == Some(wanted.as_str()))
+                    stored == wanted
+                        || (wanted.len() == 15 && stored.get(..15) == Some(wanted.as_str()))
                 }
                 _ => stored.to_lowercase() == wanted.to_lowercase(),
             }
@@ -338,11 +387,27 @@ pub fn sort(records: &mut [&Record], order: &OrderBy) {
         let (x, y) = (a.text(&order.field), b.text(&order.field));
         match (x, y) {
             (None, None) => Ordering::Equal,
-            (None, Some(_)) => if order.nulls_last { Ordering::Greater } else { Ordering::Less },
-            (Some(_), None) => if order.nulls_last { Ordering::Less } else { Ordering::Greater },
+            (None, Some(_)) => {
+                if order.nulls_last {
+                    Ordering::Greater
+                } else {
+                    Ordering::Less
+                }
+            }
+            (Some(_), None) => {
+                if order.nulls_last {
+                    Ordering::Less
+                } else {
+                    Ordering::Greater
+                }
+            }
             (Some(x), Some(y)) => {
                 let o = x.cmp(y);
-                if order.descending { o.reverse() } else { o }
+                if order.descending {
+                    o.reverse()
+                } else {
+                    o
+                }
             }
         }
     });
@@ -357,7 +422,13 @@ mod tests {
         let mut fields = serde_json::Map::new();
         fields.insert("Id".into(), "003D000000QOtgnIAD".into());
         fields.insert("Email".into(), email.into());
-        (schema, Record { object: "Contact".into(), fields })
+        (
+            schema,
+            Record {
+                object: "Contact".into(),
+                fields,
+            },
+        )
     }
 
     fn hit(q: &str, email: &str) -> bool {
@@ -374,16 +445,32 @@ mod tests {
         assert_eq!(query.object, "Contact");
         assert_eq!(query.limit, Some(10));
         assert!(matches!(query.condition, Some(Cond::And(_))));
-        assert_eq!(query.order_by, Some(OrderBy { field: "LastModifiedDate".into(), descending: true, nulls_last: true }));
+        assert_eq!(
+            query.order_by,
+            Some(OrderBy {
+                field: "LastModifiedDate".into(),
+                descending: true,
+                nulls_last: true
+            })
+        );
     }
 
     #[test]
     fn escaped_literals_are_read_back_exactly() {
-        assert!(hit(r"SELECT Id FROM Contact WHERE Email = 'o\'brien@x.io'", "o'brien@x.io"));
+        assert!(hit(
+            r"SELECT Id FROM Contact WHERE Email = 'o\'brien@x.io'",
+            "o'brien@x.io"
+        ));
         assert!(hit(r"SELECT Id FROM Contact WHERE Email = 'a\\b'", "a\\b"));
         assert!(hit(r"SELECT Id FROM Contact WHERE Email = '\u00e9'", "é"));
-        assert!(hit("SELECT Id FROM Contact WHERE Email = 'ADA@Example.com'", "ada@example.com"));
-        assert!(!hit("SELECT Id FROM Contact WHERE Email = 'ada@example.co'", "ada@example.com"));
+        assert!(hit(
+            "SELECT Id FROM Contact WHERE Email = 'ADA@Example.com'",
+            "ada@example.com"
+        ));
+        assert!(!hit(
+            "SELECT Id FROM Contact WHERE Email = 'ada@example.co'",
+            "ada@example.com"
+        ));
     }
 
     #[test]
@@ -402,7 +489,11 @@ mod tests {
             "SELECT FROM Contact",
             "FIND {x}",
         ] {
-            assert_eq!(parse(bad).unwrap_err().error_code, "MALFORMED_QUERY", "{bad}");
+            assert_eq!(
+                parse(bad).unwrap_err().error_code,
+                "MALFORMED_QUERY",
+                "{bad}"
+            );
         }
     }
 
@@ -412,7 +503,8 @@ mod tests {
         let unknown = resolve(&parse("SELECT Id, Foo FROM Contact").unwrap(), &schema).unwrap_err();
         assert_eq!(unknown.error_code, "INVALID_FIELD");
         assert!(unknown.message.contains("'Foo'"));
-        let path = resolve(&parse("SELECT Account.Name FROM Contact").unwrap(), &schema).unwrap_err();
+        let path =
+            resolve(&parse("SELECT Account.Name FROM Contact").unwrap(), &schema).unwrap_err();
         assert_eq!(path.error_code, "INVALID_FIELD");
         let canonical = resolve(&parse("SELECT id, EMAIL FROM Contact").unwrap(), &schema).unwrap();
         assert_eq!(canonical.0, ["Id", "Email"]);
@@ -420,8 +512,17 @@ mod tests {
 
     #[test]
     fn ids_match_exactly_or_by_their_fifteen_character_form() {
-        assert!(hit("SELECT Id FROM Contact WHERE Id = '003D000000QOtgnIAD'", "x"));
-        assert!(hit("SELECT Id FROM Contact WHERE Id = '003D000000QOtgn'", "x"));
-        assert!(!hit("SELECT Id FROM Contact WHERE Id = '003d000000qotgniad'", "x"));
+        assert!(hit(
+            "SELECT Id FROM Contact WHERE Id = '003D000000QOtgnIAD'",
+            "x"
+        ));
+        assert!(hit(
+            "SELECT Id FROM Contact WHERE Id = '003D000000QOtgn'",
+            "x"
+        ));
+        assert!(!hit(
+            "SELECT Id FROM Contact WHERE Id = '003d000000qotgniad'",
+            "x"
+        ));
     }
 }

@@ -105,7 +105,10 @@ fn strip_keyword<'a>(text: &'a str, keyword: &str) -> Option<&'a str> {
     let head = text.get(..keyword.len())?;
     let rest = &text[keyword.len()..];
     (head.eq_ignore_ascii_case(keyword)
-        && rest.chars().next().is_none_or(|c| c.is_whitespace() || c == '{'))
+        && rest
+            .chars()
+            .next()
+            .is_none_or(|c| c.is_whitespace() || c == '{'))
     .then_some(rest)
 }
 
@@ -382,7 +385,13 @@ fn words(text: &str) -> Vec<String> {
         .collect()
 }
 
-fn term_matches(term: &Term, group: Group, schema: &ObjectSchema, record: &Record, mode: PhoneMatch) -> bool {
+fn term_matches(
+    term: &Term,
+    group: Group,
+    schema: &ObjectSchema,
+    record: &Record,
+    mode: PhoneMatch,
+) -> bool {
     schema.fields.iter().any(|(name, kind)| {
         let Some(stored) = record.text(name) else {
             return false;
@@ -404,11 +413,21 @@ fn term_matches(term: &Term, group: Group, schema: &ObjectSchema, record: &Recor
 
 /// Whether `record` of `schema` is found by the search expression.
 pub fn matches(search: &Search, schema: &ObjectSchema, record: &Record, mode: PhoneMatch) -> bool {
-    fn eval(expr: &Expr, group: Group, schema: &ObjectSchema, record: &Record, mode: PhoneMatch) -> bool {
+    fn eval(
+        expr: &Expr,
+        group: Group,
+        schema: &ObjectSchema,
+        record: &Record,
+        mode: PhoneMatch,
+    ) -> bool {
         match expr {
             Expr::Term(term) => term_matches(term, group, schema, record, mode),
-            Expr::And(a, b) => eval(a, group, schema, record, mode) && eval(b, group, schema, record, mode),
-            Expr::Or(a, b) => eval(a, group, schema, record, mode) || eval(b, group, schema, record, mode),
+            Expr::And(a, b) => {
+                eval(a, group, schema, record, mode) && eval(b, group, schema, record, mode)
+            }
+            Expr::Or(a, b) => {
+                eval(a, group, schema, record, mode) || eval(b, group, schema, record, mode)
+            }
         }
     }
     eval(&search.expr, search.group, schema, record, mode)
@@ -421,9 +440,17 @@ mod tests {
 
     fn contact(fields: Value) -> (ObjectSchema, Record) {
         let schema = ObjectSchema::defaults().remove(0);
-        let Value::Object(fields): Value = fields else { unreachable!() };
+        let Value::Object(fields): Value = fields else {
+            unreachable!()
+        };
         let fields: Map<String, Value> = fields;
-        (schema, Record { object: "Contact".into(), fields })
+        (
+            schema,
+            Record {
+                object: "Contact".into(),
+                fields,
+            },
+        )
     }
 
     fn found(q: &str, fields: Value, mode: PhoneMatch) -> bool {
@@ -444,12 +471,34 @@ mod tests {
 
     #[test]
     fn escapes_are_honoured_and_unescaped_reserved_characters_are_malformed() {
-        let search = parse(r#"FIND {"o\'brien\+x@example.com"} IN EMAIL FIELDS RETURNING Contact"#).unwrap();
-        assert_eq!(search.expr, Expr::Term(Term { text: "o'brien+x@example.com".into(), phrase: true }));
+        let search =
+            parse(r#"FIND {"o\'brien\+x@example.com"} IN EMAIL FIELDS RETURNING Contact"#).unwrap();
+        assert_eq!(
+            search.expr,
+            Expr::Term(Term {
+                text: "o'brien+x@example.com".into(),
+                phrase: true
+            })
+        );
         let search = parse(r"FIND {a\}b} RETURNING Contact").unwrap();
-        assert_eq!(search.expr, Expr::Term(Term { text: "a}b".into(), phrase: false }));
-        for bad in ["FIND {John|jane@uoa.edu} RETURNING Contact", "FIND {a*} RETURNING Contact", "FIND {+1317} RETURNING Contact", "FIND {x'} RETURNING Contact"] {
-            assert_eq!(parse(bad).unwrap_err().error_code, "MALFORMED_SEARCH", "{bad}");
+        assert_eq!(
+            search.expr,
+            Expr::Term(Term {
+                text: "a}b".into(),
+                phrase: false
+            })
+        );
+        for bad in [
+            "FIND {John|jane@uoa.edu} RETURNING Contact",
+            "FIND {a*} RETURNING Contact",
+            "FIND {+1317} RETURNING Contact",
+            "FIND {x'} RETURNING Contact",
+        ] {
+            assert_eq!(
+                parse(bad).unwrap_err().error_code,
+                "MALFORMED_SEARCH",
+                "{bad}"
+            );
         }
     }
 
@@ -457,7 +506,10 @@ mod tests {
     fn an_unescaped_brace_ends_the_term_and_what_follows_is_malformed() {
         let injected = parse("FIND {x} RETURNING User(Id)} IN ALL FIELDS RETURNING Contact");
         assert_eq!(injected.unwrap_err().error_code, "MALFORMED_SEARCH");
-        assert_eq!(parse("FIND {abc RETURNING Contact").unwrap_err().error_code, "MALFORMED_SEARCH");
+        assert_eq!(
+            parse("FIND {abc RETURNING Contact").unwrap_err().error_code,
+            "MALFORMED_SEARCH"
+        );
     }
 
     #[test]
@@ -478,45 +530,117 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
-        assert_eq!(parse("FIND {a} RETURNING Contact").unwrap_err().message, SHORT_TERM);
+        assert_eq!(
+            parse("FIND {a} RETURNING Contact").unwrap_err().message,
+            SHORT_TERM
+        );
     }
 
     #[test]
     fn phone_fields_match_on_digits_whatever_their_formatting() {
         let stored = json!({"Id": "003", "Phone": "(317) 555-0125"});
-        assert!(found("FIND {3175550125} IN PHONE FIELDS RETURNING Contact", stored.clone(), PhoneMatch::Digits));
-        assert!(found(r#"FIND {"317\-555\-0125"} IN PHONE FIELDS RETURNING Contact"#, stored.clone(), PhoneMatch::Digits));
-        assert!(!found("FIND {3175550126} IN PHONE FIELDS RETURNING Contact", stored.clone(), PhoneMatch::Digits));
-        assert!(!found("FIND {5550125} IN PHONE FIELDS RETURNING Contact", stored, PhoneMatch::Digits));
+        assert!(found(
+            "FIND {3175550125} IN PHONE FIELDS RETURNING Contact",
+            stored.clone(),
+            PhoneMatch::Digits
+        ));
+        assert!(found(
+            r#"FIND {"317\-555\-0125"} IN PHONE FIELDS RETURNING Contact"#,
+            stored.clone(),
+            PhoneMatch::Digits
+        ));
+        assert!(!found(
+            "FIND {3175550126} IN PHONE FIELDS RETURNING Contact",
+            stored.clone(),
+            PhoneMatch::Digits
+        ));
+        assert!(!found(
+            "FIND {5550125} IN PHONE FIELDS RETURNING Contact",
+            stored,
+            PhoneMatch::Digits
+        ));
         let mobile = json!({"Id": "003", "MobilePhone": "+1 317.555.0199"});
-        assert!(found("FIND {13175550199} IN PHONE FIELDS RETURNING Contact", mobile, PhoneMatch::Digits));
+        assert!(found(
+            "FIND {13175550199} IN PHONE FIELDS RETURNING Contact",
+            mobile,
+            PhoneMatch::Digits
+        ));
     }
 
     #[test]
     fn the_country_code_switch_decides_whether_a_number_with_it_finds_one_without() {
         let stored = json!({"Id": "003", "Phone": "(317) 555-0125"});
-        assert!(!found("FIND {13175550125} IN PHONE FIELDS RETURNING Contact", stored.clone(), PhoneMatch::Digits));
-        assert!(found("FIND {13175550125} IN PHONE FIELDS RETURNING Contact", stored.clone(), PhoneMatch::DigitsIgnoringCountryCode));
-        assert!(found("FIND {13175550125 OR 3175550125} IN PHONE FIELDS RETURNING Contact", stored, PhoneMatch::Digits));
+        assert!(!found(
+            "FIND {13175550125} IN PHONE FIELDS RETURNING Contact",
+            stored.clone(),
+            PhoneMatch::Digits
+        ));
+        assert!(found(
+            "FIND {13175550125} IN PHONE FIELDS RETURNING Contact",
+            stored.clone(),
+            PhoneMatch::DigitsIgnoringCountryCode
+        ));
+        assert!(found(
+            "FIND {13175550125 OR 3175550125} IN PHONE FIELDS RETURNING Contact",
+            stored,
+            PhoneMatch::Digits
+        ));
         let short = json!({"Id": "003", "Phone": "555-0125"});
-        assert!(!found("FIND {3175550125} IN PHONE FIELDS RETURNING Contact", short, PhoneMatch::DigitsIgnoringCountryCode));
+        assert!(!found(
+            "FIND {3175550125} IN PHONE FIELDS RETURNING Contact",
+            short,
+            PhoneMatch::DigitsIgnoringCountryCode
+        ));
     }
 
     #[test]
     fn phone_searches_look_only_at_phone_fields_and_email_searches_only_at_email_fields() {
-        let record = json!({"Id": "003", "External_Id__c": "3175550125", "Email": "ada@example.com"});
-        assert!(!found("FIND {3175550125} IN PHONE FIELDS RETURNING Contact", record.clone(), PhoneMatch::Digits));
-        assert!(found(r#"FIND {"ADA@example.com"} IN EMAIL FIELDS RETURNING Contact"#, record.clone(), PhoneMatch::Digits));
-        assert!(!found(r#"FIND {"ada@example.com"} IN PHONE FIELDS RETURNING Contact"#, record.clone(), PhoneMatch::Digits));
-        assert!(found("FIND {3175550125} IN ALL FIELDS RETURNING Contact", record, PhoneMatch::Digits));
+        let record =
+            json!({"Id": "003", "External_Id__c": "3175550125", "Email": "ada@example.com"});
+        assert!(!found(
+            "FIND {3175550125} IN PHONE FIELDS RETURNING Contact",
+            record.clone(),
+            PhoneMatch::Digits
+        ));
+        assert!(found(
+            r#"FIND {"ADA@example.com"} IN EMAIL FIELDS RETURNING Contact"#,
+            record.clone(),
+            PhoneMatch::Digits
+        ));
+        assert!(!found(
+            r#"FIND {"ada@example.com"} IN PHONE FIELDS RETURNING Contact"#,
+            record.clone(),
+            PhoneMatch::Digits
+        ));
+        assert!(found(
+            "FIND {3175550125} IN ALL FIELDS RETURNING Contact",
+            record,
+            PhoneMatch::Digits
+        ));
     }
 
     #[test]
     fn operators_combine_left_to_right_and_adjacent_terms_mean_and() {
         let record = json!({"Id": "003", "Name": "Joe Smith"});
-        assert!(found("FIND {Joe Smith} RETURNING Contact", record.clone(), PhoneMatch::Digits));
-        assert!(!found("FIND {Joe Smythe} RETURNING Contact", record.clone(), PhoneMatch::Digits));
-        assert!(found("FIND {Smythe OR Joe} RETURNING Contact", record.clone(), PhoneMatch::Digits));
-        assert!(found(r#"FIND {"and" OR Joe} RETURNING Contact"#, record, PhoneMatch::Digits));
+        assert!(found(
+            "FIND {Joe Smith} RETURNING Contact",
+            record.clone(),
+            PhoneMatch::Digits
+        ));
+        assert!(!found(
+            "FIND {Joe Smythe} RETURNING Contact",
+            record.clone(),
+            PhoneMatch::Digits
+        ));
+        assert!(found(
+            "FIND {Smythe OR Joe} RETURNING Contact",
+            record.clone(),
+            PhoneMatch::Digits
+        ));
+        assert!(found(
+            r#"FIND {"and" OR Joe} RETURNING Contact"#,
+            record,
+            PhoneMatch::Digits
+        ));
     }
 }
