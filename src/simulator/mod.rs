@@ -18,6 +18,7 @@ pub mod salesforce;
 pub mod traffic;
 
 pub use crm::{CrmSim, CrmSimConfig};
+pub use dynamics::{DynamicsSim, DynamicsSimConfig};
 pub use genesys::{
     eventbridge_customer_start, CreatedConversation, Fault, GenesysSim, GenesysSimConfig,
     MediaType, NewConversation, Op, SimStats,
