@@ -17,3 +17,6 @@ pub use odata::{
     any_column_equals, is_guid, string_literal, ODataError, WebApiRequest, REQUEST_HEADERS,
 };
 pub use response::{parse_collection, Page, ResponseError};
+
+#[cfg(test)]
+mod injection_tests;

@@ -107,7 +107,7 @@ pub fn identifier<'a>(what: &'static str, name: &'a str) -> Result<&'a str, Name
 }
 
 /// A field, or a relationship path such as `Account.Name`: identifiers joined by dots.
-pub fn field_path<'a>(name: &'a str) -> Result<&'a str, NameError> {
+pub fn field_path(name: &str) -> Result<&str, NameError> {
     if name
         .split('.')
         .all(|part| identifier("field", part).is_ok())

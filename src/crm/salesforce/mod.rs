@@ -17,3 +17,6 @@ pub use query::{
     SearchGroup, Target,
 };
 pub use response::{parse_query, parse_search, QueryPage, ResponseError};
+
+#[cfg(test)]
+mod injection_tests;

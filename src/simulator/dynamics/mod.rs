@@ -520,12 +520,13 @@ fn header_text(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
 /// OData version negotiation (OData v4 Protocol §8.2.6–8.2.7): a client whose
 /// `OData-MaxVersion` is below 4.0 cannot be served; only JSON is offered ("the Web API only
 /// supports JSON").
-fn check_odata_headers(config: &DynamicsSimConfig, headers: &HeaderMap) -> Result<(), Response> {
+/// `None` when the headers are acceptable, else the answer to send.
+fn check_odata_headers(config: &DynamicsSimConfig, headers: &HeaderMap) -> Option<Response> {
     let max = header_text(headers, &ODATA_MAX_VERSION);
     let version = header_text(headers, &ODATA_VERSION);
     let accept = header_text(headers, &header::ACCEPT);
     if config.require_odata_headers && (max.is_none() || version.is_none() || accept.is_none()) {
-        return Err(bad_request(
+        return Some(bad_request(
             "The request must carry Accept, OData-MaxVersion and OData-Version headers.",
         ));
     }
@@ -537,7 +538,7 @@ fn check_odata_headers(config: &DynamicsSimConfig, headers: &HeaderMap) -> Resul
             .is_none_or(|m| m < 4)
     };
     if max.as_deref().is_some_and(below_four) || version.as_deref().is_some_and(below_four) {
-        return Err(bad_request(
+        return Some(bad_request(
             "The OData version requested is not supported; this service implements OData 4.0.",
         ));
     }
@@ -547,14 +548,14 @@ fn check_odata_headers(config: &DynamicsSimConfig, headers: &HeaderMap) -> Resul
             matches!(media, "application/json" | "application/*" | "*/*" | "")
         });
         if !json_ok {
-            return Err(web_api_error(
+            return Some(web_api_error(
                 StatusCode::NOT_ACCEPTABLE,
                 ODATA_ERROR,
                 "Only application/json is supported.",
             ));
         }
     }
-    Ok(())
+    None
 }
 
 fn max_page_size(headers: &HeaderMap) -> Option<usize> {
@@ -640,7 +641,7 @@ fn answer(
     own: &str,
     user: &str,
 ) -> Response {
-    if let Err(response) = check_odata_headers(&shared.config, headers) {
+    if let Some(response) = check_odata_headers(&shared.config, headers) {
         return response;
     }
     if !shared.config.api_versions.iter().any(|v| v == version) {

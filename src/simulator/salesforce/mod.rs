@@ -714,7 +714,11 @@ fn run_query(shared: &Shared, version: &str, q: &str) -> Result<Value, QueryFaul
     let schema = shared
         .schema(&parsed.object)
         .ok_or_else(|| QueryFault::invalid_type(&parsed.object))?;
-    let (fields, condition, order_by) = soql::resolve(&parsed, schema)?;
+    let soql::Resolved {
+        fields,
+        condition,
+        order_by,
+    } = soql::resolve(&parsed, schema)?;
     let mut state = lock(&shared.state);
     let mut hits: Vec<&Record> = state
         .records

@@ -297,11 +297,16 @@ pub fn parse(q: &str) -> Result<Query, QueryFault> {
     })
 }
 
+/// A query with every field checked against its object and made canonical.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub fields: Vec<String>,
+    pub condition: Option<Cond>,
+    pub order_by: Option<OrderBy>,
+}
+
 /// Checks every field of `query` against `schema`, giving canonical names.
-pub fn resolve(
-    query: &Query,
-    schema: &ObjectSchema,
-) -> Result<(Vec<String>, Option<Cond>, Option<OrderBy>), QueryFault> {
+pub fn resolve(query: &Query, schema: &ObjectSchema) -> Result<Resolved, QueryFault> {
     let canonical = |field: &str| -> Result<String, QueryFault> {
         if field.contains('.') {
             let relationship = field.split('.').next().unwrap_or(field);
@@ -355,7 +360,11 @@ pub fn resolve(
             })
         })
         .transpose()?;
-    Ok((fields, condition, order_by))
+    Ok(Resolved {
+        fields,
+        condition,
+        order_by,
+    })
 }
 
 /// Whether `record` satisfies a resolved condition.
@@ -434,7 +443,7 @@ mod tests {
     fn hit(q: &str, email: &str) -> bool {
         let (schema, record) = contact(email);
         let query = parse(q).unwrap();
-        let (_, cond, _) = resolve(&query, &schema).unwrap();
+        let cond = resolve(&query, &schema).unwrap().condition;
         cond.is_none_or(|c| satisfies(&c, &schema, &record))
     }
 
@@ -507,7 +516,7 @@ mod tests {
             resolve(&parse("SELECT Account.Name FROM Contact").unwrap(), &schema).unwrap_err();
         assert_eq!(path.error_code, "INVALID_FIELD");
         let canonical = resolve(&parse("SELECT id, EMAIL FROM Contact").unwrap(), &schema).unwrap();
-        assert_eq!(canonical.0, ["Id", "Email"]);
+        assert_eq!(canonical.fields, ["Id", "Email"]);
     }
 
     #[test]
