@@ -1,10 +1,10 @@
 //! Microsoft Dynamics 365 / Dataverse as pure functions: OData string literals and names, the
-//! `$filter` over configurable phone and email columns of configurable entity sets, Web API
-//! URLs and headers, and the parsing of collection, error and Entra ID token answers. No HTTP,
-//! no configuration, no tokens: the adapter adds those.
+//! `$filter` over configurable phone and email columns of configurable entity sets, Web API URLs
+//! and headers, and the parsing of collection, error and Entra ID token answers. No HTTP, no
+//! configuration, no tokens: the adapter adds those.
 //!
-//! Facts and their sources are in `notes/crm-dynamics.md`; the simulator that checks all of
-//! this is `crate::simulator::dynamics`.
+//! Facts and their sources are in the project notes (`crm-dynamics.md`); the simulator that checks
+//! all of this is `crate::simulator::dynamics`.
 
 pub mod entity;
 pub mod error;

@@ -1,9 +1,9 @@
-//! Salesforce as pure functions: SOSL and SOQL escaping, the lookup requests for phone, email
-//! and record id over configurable objects and fields, and the parsing of search, query, error
-//! and token answers. No HTTP, no configuration, no tokens: the adapter adds those.
+//! Salesforce as pure functions: SOSL and SOQL escaping, the lookup requests for phone, email and
+//! record id over configurable objects and fields, and the parsing of search, query, error and
+//! token answers. No HTTP, no configuration, no tokens: the adapter adds those.
 //!
-//! Facts and their sources are in `notes/crm-salesforce.md`; the simulator that checks all of
-//! this is `crate::simulator::salesforce`.
+//! Facts and their sources are in the project notes (`crm-salesforce.md`); the simulator that
+//! checks all of this is `crate::simulator::salesforce`.
 
 pub mod error;
 pub mod escape;

@@ -1,17 +1,17 @@
 //! Microsoft Dynamics 365 / Dataverse simulator: the Entra ID token endpoint (client secret or
 //! certificate assertion), tokens that expire and then get the Web API's 401, the Web API's
-//! entity-set queries with a strict `$filter` parser (`eq`, `and`, `or`, parentheses,
-//! `''`-escaped literals) comparing stored text exactly (ignoring case, as documented),
-//! `$select`, `$top`, `Prefer: odata.maxpagesize` paging, the OData response shape, service
-//! protection (429 + `Retry-After` and the documented error body), scriptable faults, request
-//! accounting, a `/sim/...` admin API and the [`DynamicsSim`] handle. Entra and Dataverse are
-//! served by one listener: the token path is `/{tenant}/oauth2/v2.0/token`, the Web API
-//! `/api/data/v9.x/...`, so the base URL is both the authority and the environment URL.
+//! entity-set queries with a strict `$filter` parser (`eq`, `and`, `or`, parentheses, `''`-escaped
+//! literals) comparing stored text exactly (ignoring case, as documented), `$select`, `$top`,
+//! `Prefer: odata.maxpagesize` paging, the OData response shape, service protection (429 +
+//! `Retry-After` and the documented error body), scriptable faults, request accounting, a
+//! `/sim/...` admin API and the [`DynamicsSim`] handle. Entra and Dataverse are served by one
+//! listener: the token path is `/{tenant}/oauth2/v2.0/token`, the Web API `/api/data/v9.x/...`, so
+//! the base URL is both the authority and the environment URL.
 //!
-//! Facts and sources are in `notes/crm-dynamics.md` and the submodules' headers. Not settled by
-//! the docs, so switches: the 401's body ([`UnauthorizedBody`]); whether the OData headers are
-//! required ([`DynamicsSimConfig::require_odata_headers`]; the docs say requests "should"
-//! include them and "your code should work even if this header isn't included").
+//! Facts and sources are in the project notes (`crm-dynamics.md`) and the submodules' headers. Not
+//! settled by the docs, so switches: the 401's body ([`UnauthorizedBody`]); whether the OData
+//! headers are required ([`DynamicsSimConfig::require_odata_headers`]; the docs say requests
+//! "should" include them and "your code should work even if this header isn't included").
 
 pub mod cert;
 pub mod entra;
@@ -52,7 +52,7 @@ static PREFERENCE_APPLIED: HeaderName = HeaderName::from_static("preference-appl
 pub enum UnauthorizedBody {
     #[default]
     Empty,
-    /// `{"error": {"code": "0x80072243", "message": …}}`-style JSON.
+    /// `{"error": {"code", "message"}}` JSON (the code the simulator puts there is made up).
     Json,
 }
 

@@ -1,12 +1,12 @@
 //! Salesforce simulator: an org's OAuth token endpoint (client credentials and JWT bearer),
-//! sessions that expire and then answer 401 `INVALID_SESSION_ID`, the REST Search (SOSL) and
-//! Query (SOQL) resources with strict parsers of the subset attrsync sends, formatting-insensitive
-//! phone matching, `Sforce-Limit-Info` on every REST answer, a daily API allocation answering
+//! sessions that expire and then answer 401 `INVALID_SESSION_ID`, the REST Search (SOSL) and Query
+//! (SOQL) resources with strict parsers of the subset attrsync sends, formatting-insensitive phone
+//! matching, `Sforce-Limit-Info` on every REST answer, a daily API allocation answering
 //! `REQUEST_LIMIT_EXCEEDED` once spent, the concurrent long-running request limit, scriptable
 //! faults, request accounting, a `/sim/...` admin API and the [`SalesforceSim`] handle.
 //!
-//! Facts and sources are in `notes/crm-salesforce.md` and in each submodule's header. What no
-//! public source settles is a switch with the most likely default: [`PhoneMatch`] (country
+//! Facts and sources are in the project notes (`crm-salesforce.md`) and in each submodule's header.
+//! What no public source settles is a switch with the most likely default: [`PhoneMatch`] (country
 //! code), [`auth::SessionPolicy::sliding`], [`auth::AuthSettings::max_assertion_lifetime`].
 
 pub mod auth;
