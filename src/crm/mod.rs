@@ -6,6 +6,7 @@ pub mod cache;
 pub mod file;
 pub mod http;
 pub mod vendor;
+pub mod zendesk;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -14,6 +14,7 @@
 pub mod crm;
 pub mod genesys;
 pub mod traffic;
+pub mod zendesk;
 
 pub use crm::{CrmSim, CrmSimConfig};
 pub use genesys::{
@@ -21,6 +22,7 @@ pub use genesys::{
     MediaType, NewConversation, Op, SimStats,
 };
 pub use traffic::Traffic;
+pub use zendesk::{ZendeskSim, ZendeskSimConfig};
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Mutex, MutexGuard};
