@@ -5,6 +5,7 @@ pub mod breaker;
 pub mod cache;
 pub mod file;
 pub mod http;
+pub mod hubspot;
 pub mod vendor;
 pub mod zendesk;
 

@@ -13,6 +13,7 @@
 
 pub mod crm;
 pub mod genesys;
+pub mod hubspot;
 pub mod traffic;
 pub mod zendesk;
 
@@ -21,6 +22,7 @@ pub use genesys::{
     eventbridge_customer_start, CreatedConversation, Fault, GenesysSim, GenesysSimConfig,
     MediaType, NewConversation, Op, SimStats,
 };
+pub use hubspot::{HubSpotSim, HubSpotSimConfig};
 pub use traffic::Traffic;
 pub use zendesk::{ZendeskSim, ZendeskSimConfig};
 
