@@ -93,8 +93,10 @@ pub enum RoleFilter {
 pub enum PhoneForm {
     /// `phone:*{digits}`: "add a leading * (asterisk) to the number" to match any formatting
     /// (developer.zendesk.com/documentation/voice/talk-partner-edition/retrieving-the-zendesk-
-    /// user-id-of-a-caller/). Give it the national digits: the documented examples stored with
-    /// and without `+1` are all found by `*5135557611`.
+    /// user-id-of-a-caller/). Give it the national *significant* number: the documented
+    /// examples stored with and without `+1` are all found by `*5135557611`, and a London number
+    /// stored as `+44 20 7946 0958` is found by `*2079460958`, not by the trunk-prefixed national
+    /// digits `*02079460958` (`crate::crm::hubspot::national_significant_number` computes it).
     AnyFormat,
     /// `phone:{digits}`, the Talk partner guide's exact form ("should not contain any
     /// non-numeric characters ... The '+' sign ... should not be included").

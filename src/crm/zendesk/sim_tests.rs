@@ -104,6 +104,22 @@ async fn each_key_kind_finds_exactly_its_user() -> TestResult {
         .await?,
         ["Ada Lovelace"]
     );
+    // The leading * is a suffix of the stored digits: the national significant number finds a
+    // London number, the trunk-prefixed national digits do not.
+    assert_eq!(
+        ids(
+            &sim,
+            &phone_lookup("2079460958", PhoneForm::AnyFormat, roles)?
+        )
+        .await?,
+        ["Alan Turing"]
+    );
+    assert!(ids(
+        &sim,
+        &phone_lookup("02079460958", PhoneForm::AnyFormat, roles)?
+    )
+    .await?
+    .is_empty());
     // The agent's own number is not a customer's.
     assert!(ids(
         &sim,

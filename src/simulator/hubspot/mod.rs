@@ -11,6 +11,7 @@
 
 pub mod filter;
 
+mod admin;
 mod api;
 mod state;
 

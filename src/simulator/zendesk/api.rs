@@ -16,7 +16,10 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::search::{self, PhoneExactMode};
+use super::admin::{
+    admin_expire_tokens, admin_insert_user, admin_patch_config, admin_push_fault, admin_stats,
+};
+use super::search;
 use super::state::{Charge, Shared};
 use super::Fault;
 use crate::simulator::{bearer_token, lock};
@@ -98,7 +101,7 @@ pub(super) fn app(shared: Arc<Shared>) -> Router {
 // ---------------------------------------------------------------------------------------------
 // Answers
 
-fn zendesk_error(status: StatusCode, error: &str, description: &str) -> Response {
+pub(super) fn zendesk_error(status: StatusCode, error: &str, description: &str) -> Response {
     (
         status,
         Json(json!({"error": error, "description": description})),
@@ -562,113 +565,4 @@ async fn issue_token(State(sim): State<Arc<Shared>>, body: Bytes) -> Response {
         object.insert("expires_in".to_owned(), json!(lifetime.as_secs()));
     }
     (StatusCode::CREATED, Json(answer)).into_response()
-}
-
-// ---------------------------------------------------------------------------------------------
-// Admin API: not part of Zendesk, so no auth, faults or accounting.
-
-async fn admin_insert_user(
-    State(sim): State<Arc<Shared>>,
-    Query(params): Query<HashMap<String, String>>,
-    body: Bytes,
-) -> Response {
-    let Ok(value) = serde_json::from_slice::<Value>(&body) else {
-        return zendesk_error(
-            StatusCode::BAD_REQUEST,
-            "invalid",
-            "the body must be a JSON user",
-        );
-    };
-    let user = match value {
-        Value::Object(mut o) if o.contains_key("user") => o.remove("user").unwrap_or(Value::Null),
-        other => other,
-    };
-    let indexed = params.get("indexed").is_some_and(|v| v == "true");
-    match sim.insert_user(user, indexed).and_then(|id| sim.user(id)) {
-        Some(user) => (StatusCode::CREATED, Json(json!({"user": user}))).into_response(),
-        None => zendesk_error(
-            StatusCode::BAD_REQUEST,
-            "invalid",
-            "a user is a JSON object whose id, if given, is a positive integer",
-        ),
-    }
-}
-
-async fn admin_stats(State(sim): State<Arc<Shared>>) -> Json<Value> {
-    Json(json!({
-        "requests": sim.traffic.total(),
-        "byOperation": sim.traffic.by_op(),
-        "stats": *lock(&sim.stats),
-        "queries": lock(&sim.queries).clone(),
-    }))
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ConfigPatch {
-    api_token_access: Option<bool>,
-    oauth_access: Option<bool>,
-    rate_limit_per_minute: Option<u32>,
-    search_rate_limit_per_minute: Option<u32>,
-    phone_exact: Option<PhoneExactMode>,
-    index_lag_ms: Option<u64>,
-    latency_ms: Option<u64>,
-    down: Option<bool>,
-}
-
-async fn admin_patch_config(State(sim): State<Arc<Shared>>, body: Bytes) -> Response {
-    let patch: ConfigPatch = match serde_json::from_slice(&body) {
-        Ok(patch) => patch,
-        Err(error) => return zendesk_error(StatusCode::BAD_REQUEST, "invalid", &error.to_string()),
-    };
-    let mut s = lock(&sim.settings);
-    if let Some(v) = patch.api_token_access {
-        s.api_token_access = v;
-    }
-    if let Some(v) = patch.oauth_access {
-        s.oauth_access = v;
-    }
-    if let Some(v) = patch.rate_limit_per_minute {
-        s.rate_limit_per_minute = v;
-    }
-    if let Some(v) = patch.search_rate_limit_per_minute {
-        s.search_rate_limit_per_minute = v;
-    }
-    if let Some(v) = patch.phone_exact {
-        s.phone_exact = v;
-    }
-    if let Some(ms) = patch.index_lag_ms {
-        s.index_lag = Duration::from_millis(ms);
-    }
-    if let Some(ms) = patch.latency_ms {
-        s.latency = Duration::from_millis(ms);
-    }
-    if let Some(v) = patch.down {
-        s.down = v;
-    }
-    Json(json!({
-        "apiTokenAccess": s.api_token_access, "oauthAccess": s.oauth_access,
-        "rateLimitPerMinute": s.rate_limit_per_minute,
-        "searchRateLimitPerMinute": s.search_rate_limit_per_minute,
-        "phoneExact": s.phone_exact, "down": s.down,
-        "indexLagMs": u64::try_from(s.index_lag.as_millis()).unwrap_or(u64::MAX),
-        "latencyMs": u64::try_from(s.latency.as_millis()).unwrap_or(u64::MAX),
-        "pendingFaults": s.faults.len(),
-    }))
-    .into_response()
-}
-
-async fn admin_push_fault(State(sim): State<Arc<Shared>>, body: Bytes) -> Response {
-    match serde_json::from_slice::<Fault>(&body) {
-        Ok(fault) => {
-            lock(&sim.settings).faults.push_back(fault);
-            StatusCode::NO_CONTENT.into_response()
-        }
-        Err(error) => zendesk_error(StatusCode::BAD_REQUEST, "invalid", &error.to_string()),
-    }
-}
-
-async fn admin_expire_tokens(State(sim): State<Arc<Shared>>) -> StatusCode {
-    sim.expire_tokens();
-    StatusCode::NO_CONTENT
 }

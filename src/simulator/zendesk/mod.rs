@@ -11,6 +11,7 @@
 
 pub mod search;
 
+mod admin;
 mod api;
 mod state;
 
