@@ -7,7 +7,9 @@ pub mod dynamics;
 pub mod file;
 pub mod http;
 pub mod salesforce;
+pub mod hubspot;
 pub mod vendor;
+pub mod zendesk;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -15,7 +15,9 @@ pub mod crm;
 pub mod dynamics;
 pub mod genesys;
 pub mod salesforce;
+pub mod hubspot;
 pub mod traffic;
+pub mod zendesk;
 
 pub use crm::{CrmSim, CrmSimConfig};
 pub use dynamics::{DynamicsSim, DynamicsSimConfig};
@@ -24,7 +26,9 @@ pub use genesys::{
     MediaType, NewConversation, Op, SimStats,
 };
 pub use salesforce::{SalesforceSim, SalesforceSimConfig};
+pub use hubspot::{HubSpotSim, HubSpotSimConfig};
 pub use traffic::Traffic;
+pub use zendesk::{ZendeskSim, ZendeskSimConfig};
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Mutex, MutexGuard};
