@@ -5,6 +5,7 @@ pub mod breaker;
 pub mod cache;
 pub mod file;
 pub mod http;
+pub mod servicenow;
 pub mod vendor;
 
 use std::sync::Arc;
