@@ -13,6 +13,7 @@
 
 pub mod crm;
 pub mod genesys;
+pub mod servicenow;
 pub mod traffic;
 
 pub use crm::{CrmSim, CrmSimConfig};
@@ -20,6 +21,7 @@ pub use genesys::{
     eventbridge_customer_start, CreatedConversation, Fault, GenesysSim, GenesysSimConfig,
     MediaType, NewConversation, Op, SimStats,
 };
+pub use servicenow::{ServiceNowSim, ServiceNowSimConfig};
 pub use traffic::Traffic;
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
