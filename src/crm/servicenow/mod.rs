@@ -18,3 +18,6 @@ pub use response::{
     parse_error, parse_records, record_matches, token_error_description, ErrorKind,
     RateLimitHeaders, ResponseError, ServiceNowError,
 };
+
+#[cfg(test)]
+mod sim_tests;
