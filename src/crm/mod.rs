@@ -4,6 +4,7 @@
 pub mod breaker;
 pub mod cache;
 pub mod file;
+pub mod freshdesk;
 pub mod http;
 pub mod servicenow;
 pub mod vendor;
