@@ -12,11 +12,13 @@
 //! and benchmarks).
 
 pub mod crm;
+pub mod freshdesk;
 pub mod genesys;
 pub mod servicenow;
 pub mod traffic;
 
 pub use crm::{CrmSim, CrmSimConfig};
+pub use freshdesk::{FreshdeskSim, FreshdeskSimConfig};
 pub use genesys::{
     eventbridge_customer_start, CreatedConversation, Fault, GenesysSim, GenesysSimConfig,
     MediaType, NewConversation, Op, SimStats,
