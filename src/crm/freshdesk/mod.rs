@@ -17,3 +17,6 @@ pub use response::{
     parse_contact, parse_error, parse_list, parse_search, record_matches, ErrorKind, FieldError,
     FreshdeskError, RateLimitHeaders, ResponseError,
 };
+
+#[cfg(test)]
+mod sim_tests;
