@@ -1,7 +1,7 @@
 use super::*;
 
 use axum::body::Body;
-use axum::http::{header, HeaderMap, HeaderValue, Request};
+use axum::http::{header, HeaderMap, HeaderValue, Request, StatusCode};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use tower::ServiceExt;
