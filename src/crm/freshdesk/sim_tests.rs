@@ -214,3 +214,20 @@ async fn throttling_is_read_back_as_a_retryable_error_with_its_wait() -> TestRes
     assert_eq!(error.rate_limit.total, Some(200));
     Ok(())
 }
+
+#[tokio::test]
+async fn under_either_phone_matching_setting_what_comes_back_passes_the_recheck() -> TestResult {
+    let sim = account().await?;
+    // Exact stored text (the default): another notation finds nothing.
+    assert!(list_ids(&sim, ContactField::Phone, "(317) 555-0125")
+        .await?
+        .is_empty());
+    // An account that compares digits finds Ada; the re-check must accept her.
+    sim.set_phone_digits_only(true);
+    let body = get(&sim, &list_lookup(ContactField::Phone, "13175550125", 2)?).await?;
+    let records = parse_list(&body)?;
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].record_id, ADA);
+    assert!(record_matches(&records[0], "phone", "13175550125"));
+    Ok(())
+}

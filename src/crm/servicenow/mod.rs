@@ -15,7 +15,7 @@ pub use query::{
     QueryError, TableLookup, TableRequest,
 };
 pub use response::{
-    parse_error, parse_records, record_matches, token_error_description, ErrorKind,
+    parse_error, parse_records, record_matches, token_error_description, Compare, ErrorKind,
     RateLimitHeaders, ResponseError, ServiceNowError,
 };
 

@@ -67,18 +67,58 @@ fn plain(value: &Value) -> Value {
     }
 }
 
-/// Whether any of `fields` of `record` equals one of `values` exactly (an empty stored value
-/// never does). A record that does not is
-/// one the instance returned because part of the query was dropped (misspelt field, missing
-/// plugin), and must not be taken for a match.
-pub fn record_matches(record: &VendorRecord, fields: &[String], values: &[&str]) -> bool {
+/// How the re-check compares a returned value with a looked-up one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compare {
+    /// Identical text (ids).
+    Exact,
+    /// Identical but for ASCII case: `=` is documented case-sensitive, but an instance's
+    /// collation may not be (emails).
+    IgnoreCase,
+    /// The same number: the digits of one end with the digits of the other, at least 7 of them.
+    /// An E.164 phone field may normalise what it is compared with (undocumented), so a stored
+    /// `+13175550125` can come back for `(317) 555-0125`. How good the match is stays the
+    /// adapter's call.
+    PhoneDigits,
+}
+
+/// The shortest digit run [`Compare::PhoneDigits`] accepts as the same number.
+const MIN_PHONE_DIGITS: usize = 7;
+
+impl Compare {
+    pub fn same(self, stored: &str, wanted: &str) -> bool {
+        if stored.is_empty() || wanted.is_empty() {
+            return false;
+        }
+        match self {
+            Compare::Exact => stored == wanted,
+            Compare::IgnoreCase => stored.eq_ignore_ascii_case(wanted),
+            Compare::PhoneDigits => {
+                let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+                let (a, b) = (digits(stored), digits(wanted));
+                let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+                short.len() >= MIN_PHONE_DIGITS && long.ends_with(&short)
+            }
+        }
+    }
+}
+
+/// Whether any of `fields` of `record` holds one of `values` (an empty value never does). A
+/// record that does not is one the instance returned because part of the query was dropped
+/// (misspelt field, missing plugin), and must not be taken for a match.
+pub fn record_matches(
+    record: &VendorRecord,
+    fields: &[String],
+    values: &[&str],
+    compare: Compare,
+) -> bool {
     fields.iter().any(|field| {
         let stored = if field == "sys_id" {
             Some(record.record_id.as_str())
         } else {
             record.fields.get(field).and_then(Value::as_str)
         };
-        stored.is_some_and(|s| !s.is_empty() && values.contains(&s))
+        stored.is_some_and(|s| values.iter().any(|v| compare.same(s, v)))
     })
 }
 
@@ -301,26 +341,47 @@ mod tests {
     #[test]
     fn a_record_matches_only_when_a_searched_field_holds_a_searched_value(
     ) -> Result<(), ResponseError> {
-        let body = bytes(
-            json!({"result": [{"sys_id": "s1", "phone": "+13175550125", "mobile_phone": ""}]}),
-        );
+        let body = bytes(json!({"result": [{"sys_id": "s1", "phone": "+13175550125",
+                                           "mobile_phone": "", "email": "Ada@Example.com"}]}));
         let record = &parse_records("sys_user", &body)?[0];
         let phones = vec!["phone".to_owned(), "mobile_phone".to_owned()];
+        let exact = Compare::Exact;
         assert!(record_matches(
             record,
             &phones,
-            &["3175550125", "+13175550125"]
+            &["x", "+13175550125"],
+            exact
         ));
-        assert!(!record_matches(record, &phones, &["3175550125"]));
+        assert!(!record_matches(record, &phones, &["3175550125"], exact));
         // An empty stored value is never a match, whatever was asked.
-        assert!(!record_matches(record, &phones, &[""]));
-        assert!(record_matches(record, &["sys_id".to_owned()], &["s1"]));
-        assert!(!record_matches(
+        assert!(!record_matches(record, &phones, &[""], exact));
+        assert!(record_matches(
             record,
-            &["email".to_owned()],
-            &["+13175550125"]
+            &["sys_id".to_owned()],
+            &["s1"],
+            exact
+        ));
+        let email = ["email".to_owned()];
+        assert!(!record_matches(record, &email, &["ada@example.com"], exact));
+        assert!(record_matches(
+            record,
+            &email,
+            &["ada@example.com"],
+            Compare::IgnoreCase
         ));
         Ok(())
+    }
+
+    #[test]
+    fn phone_digits_accept_another_notation_of_the_number_but_not_a_fragment() {
+        let same = |a, b| Compare::PhoneDigits.same(a, b);
+        assert!(same("+13175550125", "(317) 555-0125"));
+        assert!(same("+1 317 555 0125", "+13175550125"));
+        assert!(!same("+13175550125", "+13175550126"));
+        assert!(!same("+13175550125", "0125"));
+        assert!(!same("+13175550125", "555012"));
+        assert!(!same("", "+13175550125"));
+        assert!(!same("ext", "ext"));
     }
 
     #[test]

@@ -179,8 +179,41 @@ async fn a_misspelt_field_would_return_the_whole_table_and_the_recheck_rejects_i
         sim.stats().invalid_query_parts,
         ["phone_number=+13175550125"]
     );
-    assert!(records
-        .iter()
-        .all(|r| !record_matches(r, &lookup.phone_fields, &["+13175550125"])));
+    assert!(records.iter().all(|r| !record_matches(
+        r,
+        &lookup.phone_fields,
+        &["+13175550125"],
+        Compare::PhoneDigits
+    )));
+    Ok(())
+}
+
+#[tokio::test]
+async fn under_either_case_setting_an_email_found_is_confirmed_by_the_recheck() -> TestResult {
+    let sim = instance().await?;
+    let lookup = TableLookup::sys_user();
+    let request = email_lookup(&lookup, "Grace.Hopper@Example.com")?;
+    // As documented, values are case-sensitive: nothing.
+    assert!(send(&sim, &request).await?.is_empty());
+    // An instance whose collation ignores case finds her; the re-check must agree.
+    sim.set_case_sensitive_values(false);
+    let client = reqwest::Client::builder().no_proxy().build()?;
+    let body = client
+        .get(format!("{}{}", sim.base_url(), request.path_and_query()))
+        .header(reqwest::header::ACCEPT, "application/json")
+        .basic_auth("attrsync.integration", Some("sim-password"))
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    let records = parse_records("sys_user", &body)?;
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].record_id, GRACE);
+    assert!(record_matches(
+        &records[0],
+        &lookup.email_fields,
+        &["Grace.Hopper@Example.com"],
+        Compare::IgnoreCase
+    ));
     Ok(())
 }

@@ -355,6 +355,11 @@ impl FreshdeskSim {
         lock(&self.shared.settings).phone_digits_only = on;
     }
 
+    /// Replaces the valid API keys, as when an agent resets theirs: the old ones get 401.
+    pub fn set_api_keys(&self, keys: Vec<String>) {
+        lock(&self.shared.settings).api_keys = keys;
+    }
+
     pub fn set_search_index_delay(&self, delay: Duration) {
         lock(&self.shared.settings).search_index_delay = delay;
     }
@@ -413,6 +418,7 @@ struct ConfigPatch {
     search_index_delay_ms: Option<u64>,
     throttle_body: Option<ThrottleBody>,
     plan: Option<Plan>,
+    api_keys: Option<Vec<String>>,
 }
 
 async fn admin_config(State(sim): State<Arc<Shared>>, body: Bytes) -> Response {
@@ -441,6 +447,9 @@ async fn admin_config(State(sim): State<Arc<Shared>>, body: Bytes) -> Response {
         .search_index_delay_ms
         .map_or(s.search_index_delay, Duration::from_millis);
     s.throttle_body = patch.throttle_body.unwrap_or(s.throttle_body);
+    if let Some(keys) = patch.api_keys {
+        s.api_keys = keys;
+    }
     Json(json!({
         "down": s.down,
         "perMinute": s.per_minute,

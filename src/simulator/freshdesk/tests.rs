@@ -159,6 +159,17 @@ async fn the_api_key_is_the_basic_user_name_with_any_password() -> TestResult {
         );
         assert!(headers.contains_key("x-ratelimit-remaining"));
     }
+    sim.settings.lock().map_err(|e| e.to_string())?.api_keys = vec!["rotated".to_owned()];
+    assert_eq!(
+        send(&sim, "/api/v2/contacts", Some(&any_password)).await?.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        send(&sim, "/api/v2/contacts", Some(&key_auth("rotated")))
+            .await?
+            .0,
+        StatusCode::OK
+    );
     Ok(())
 }
 

@@ -31,6 +31,8 @@ pub(super) fn envelope(status: StatusCode, message: &str, detail: Option<&str>) 
     (status, [(header::CONTENT_TYPE, JSON)], body.to_string()).into_response()
 }
 
+/// Documented by quotation for missing or wrong credentials; for an expired or unknown bearer
+/// token the same answer is assumed (no source).
 fn not_authenticated() -> Response {
     envelope(
         StatusCode::UNAUTHORIZED,
@@ -261,8 +263,8 @@ async fn table_get(
 }
 
 /// JSON only: the documented XML alternative is not simulated. A missing `Accept` is a 400 as
-/// documented for GET (`c_RESTAPI.md`, "Data format headers"); switchable because instances are
-/// commonly seen to accept it.
+/// documented for GET (`c_RESTAPI.md`, "Data format headers"); switchable because whether
+/// instances enforce it is unverified.
 fn check_accept(sim: &Shared, headers: &HeaderMap) -> Option<Response> {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     match accept {
