@@ -5,9 +5,11 @@ pub mod breaker;
 pub mod cache;
 pub mod dynamics;
 pub mod file;
+pub mod freshdesk;
 pub mod http;
-pub mod salesforce;
 pub mod hubspot;
+pub mod salesforce;
+pub mod servicenow;
 pub mod vendor;
 pub mod zendesk;
 
