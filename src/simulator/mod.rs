@@ -15,7 +15,6 @@ pub mod crm;
 pub mod dynamics;
 pub mod freshdesk;
 pub mod genesys;
-pub mod genesys;
 pub mod hubspot;
 pub mod salesforce;
 pub mod servicenow;
