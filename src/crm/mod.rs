@@ -4,9 +4,15 @@
 
 pub mod breaker;
 pub mod cache;
+pub mod dynamics;
 pub mod file;
+pub mod freshdesk;
 pub mod http;
+pub mod hubspot;
+pub mod salesforce;
+pub mod servicenow;
 pub mod vendor;
+pub mod zendesk;
 
 use std::sync::Arc;
 use std::time::Duration;
