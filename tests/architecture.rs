@@ -94,7 +94,35 @@ fn modules() -> Vec<Module> {
         }
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));
+    // A file declared by `#[cfg(test)] mod tests;` is test code, like an inline test module.
+    let test_only: Vec<String> = out.iter().flat_map(test_only_children).collect();
+    out.retain(|m| {
+        !test_only
+            .iter()
+            .any(|t| m.path == *t || m.path.starts_with(&format!("{t}::")))
+    });
     out
+}
+
+/// The module paths of the file modules `module` declares under `#[cfg(test)]`.
+fn test_only_children(module: &Module) -> Vec<String> {
+    let text = std::fs::read_to_string(&module.file).expect("read a source file");
+    let Ok(file) = syn::parse_file(&text) else {
+        return Vec::new();
+    };
+    file.items
+        .iter()
+        .filter_map(|item| match item {
+            syn::Item::Mod(m) if m.content.is_none() && is_test_only(&m.attrs) => {
+                Some(if module.path.is_empty() || module.path == "main" {
+                    m.ident.to_string()
+                } else {
+                    format!("{}::{}", module.path, m.ident)
+                })
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// Collects the module paths a file refers to, resolved to absolute paths (without `crate`).

@@ -129,7 +129,11 @@ impl Shared {
             token_lifetime: config.token_lifetime,
             granted_scopes: config.granted_scopes,
             custom_properties: config.custom_properties,
-            default_region: crate::phone::parse_region(&config.default_region)
+            default_region: config
+                .default_region
+                .trim()
+                .to_ascii_uppercase()
+                .parse::<country::Id>()
                 .unwrap_or(country::Id::US),
             settings: Mutex::new(Settings {
                 search_per_second: config.search_per_second,

@@ -13,7 +13,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::api::zendesk_error;
+use super::answers::zendesk_error;
 use super::search::PhoneExactMode;
 use super::state::Shared;
 use super::Fault;

@@ -12,6 +12,7 @@
 pub mod search;
 
 mod admin;
+mod answers;
 mod api;
 mod state;
 
