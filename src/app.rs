@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 
 use crate::config::Settings;
-use crate::crm::{self, cache::CachedCrm};
+use crate::crm;
 use crate::genesys::GenesysClient;
 use crate::http::AppState;
 use crate::metrics::LabelValues;
@@ -33,8 +33,7 @@ impl App {
         let metrics = crate::metrics::install(&label_values());
         let genesys = GenesysClient::from_settings(&settings.genesys)
             .context("building the Genesys client")?;
-        let adapter = crm::from_settings(&settings).context("building the CRM adapter")?;
-        let crm = CachedCrm::from_settings(&settings.crm, &settings.cache, adapter);
+        let crm = crm::from_settings(&settings).context("building the CRM sources")?;
         let pipeline = Arc::new(Pipeline::from_settings(
             &settings,
             genesys.clone(),
@@ -106,7 +105,7 @@ impl App {
 /// The closed label sets of attrsync's metrics, from the enums that own them: the HELP text on
 /// `/metrics` lists them and a test holds the README to them.
 pub fn label_values() -> Vec<LabelValues> {
-    use crate::config::AuthGroup;
+    use crate::config::{AuthGroup, CrmAdapterKind};
     use crate::domain::Source;
     use crate::http::error::Refusal;
     use crate::http::events::IngestOutcome;
@@ -126,6 +125,13 @@ pub fn label_values() -> Vec<LabelValues> {
         label,
         values,
     };
+    let crm_sources: Vec<&str> = CrmAdapterKind::ALL
+        .into_iter()
+        .map(CrmAdapterKind::as_str)
+        .collect();
+    let upstream_sources: Vec<&str> = std::iter::once("genesys")
+        .chain(crm_sources.iter().copied())
+        .collect();
     vec![
         set(m::EVENTS, "source", sources.clone()),
         set(m::EVENTS, "outcome", outcomes),
@@ -147,6 +153,21 @@ pub fn label_values() -> Vec<LabelValues> {
             m::AUTH_FAILURES,
             "reason",
             Refusal::ALL.into_iter().map(Refusal::as_str).collect(),
+        ),
+        set(m::UPSTREAM_REQUESTS, "source", upstream_sources.clone()),
+        set(m::UPSTREAM_DURATION, "source", upstream_sources.clone()),
+        set(m::UPSTREAM_RATE_LIMITED, "source", upstream_sources.clone()),
+        set(m::UPSTREAM_RETRIES, "source", upstream_sources.clone()),
+        set(m::LIMITER_WAITS, "source", upstream_sources.clone()),
+        set(m::LIMITER_WAIT_SECONDS, "source", upstream_sources),
+        set(m::CACHE_LOOKUPS, "source", crm_sources.clone()),
+        set(m::BREAKER_STATE, "source", crm_sources.clone()),
+        set(m::CRM_TOKEN_FETCHES, "source", crm_sources.clone()),
+        set(m::CANDIDATES_DROPPED, "source", crm_sources),
+        set(
+            m::CANDIDATES_DROPPED,
+            "reason",
+            vec!["not_matching", "below_minimum"],
         ),
     ]
 }

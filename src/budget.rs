@@ -6,12 +6,15 @@
 use std::num::NonZeroU32;
 use std::time::Instant;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+pub use governor::Quota;
+use governor::{DefaultDirectRateLimiter, RateLimiter};
 
 use crate::metrics;
 
 pub struct RateBudget {
     upstream: &'static str,
+    /// Which of the upstream's sources (a CRM source's name; the upstream itself for Genesys).
+    source: &'static str,
     limiter: Option<DefaultDirectRateLimiter>,
 }
 
@@ -20,11 +23,31 @@ impl RateBudget {
     /// spell; keep it small, because upstream limits count per window and a burst on top of a
     /// steady rate could exceed them.
     pub fn per_minute(upstream: &'static str, per_minute: u32, burst: u32) -> Self {
-        let limiter = NonZeroU32::new(per_minute).map(|rate| {
+        Self::for_source(upstream, upstream, per_minute, burst)
+    }
+
+    /// As [`RateBudget::per_minute`], for one `source` of `upstream` (a CRM source).
+    pub fn for_source(
+        upstream: &'static str,
+        source: &'static str,
+        per_minute: u32,
+        burst: u32,
+    ) -> Self {
+        let quota = NonZeroU32::new(per_minute).map(|rate| {
             let burst = NonZeroU32::new(burst.min(per_minute)).unwrap_or(NonZeroU32::MIN);
-            RateLimiter::direct(Quota::per_minute(rate).allow_burst(burst))
+            Quota::per_minute(rate).allow_burst(burst)
         });
-        Self { upstream, limiter }
+        Self::with_quota(upstream, source, quota)
+    }
+
+    /// Any governor quota (`None` = no budget): for a vendor limit counted per second or per
+    /// hour, next to the source's per-minute one.
+    pub fn with_quota(upstream: &'static str, source: &'static str, quota: Option<Quota>) -> Self {
+        Self {
+            upstream,
+            source,
+            limiter: quota.map(RateLimiter::direct),
+        }
     }
 
     /// Waits until the budget allows one more call.
@@ -36,9 +59,10 @@ impl RateBudget {
             return;
         }
         let started = Instant::now();
-        ::metrics::counter!(metrics::LIMITER_WAITS, "upstream" => self.upstream).increment(1);
+        ::metrics::counter!(metrics::LIMITER_WAITS, "upstream" => self.upstream, "source" => self.source)
+            .increment(1);
         limiter.until_ready().await;
-        ::metrics::histogram!(metrics::LIMITER_WAIT_SECONDS, "upstream" => self.upstream)
+        ::metrics::histogram!(metrics::LIMITER_WAIT_SECONDS, "upstream" => self.upstream, "source" => self.source)
             .record(started.elapsed().as_secs_f64());
     }
 }

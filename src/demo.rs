@@ -113,8 +113,8 @@ pub async fn run(options: DemoOptions<'_>) -> anyhow::Result<()> {
         settings.crm.file.path.display().to_string()
     };
     println!(
-        "  CRM:                     {} adapter ({customers})",
-        state.crm.adapter_name(),
+        "  CRM:                     {} ({customers})",
+        state.crm.names().join(" + "),
     );
     println!();
 
@@ -160,7 +160,7 @@ pub async fn run(options: DemoOptions<'_>) -> anyhow::Result<()> {
 /// is the default one and it is not there, relative to `cwd` (an installed binary, run from
 /// anywhere). A file the user configured is never replaced.
 fn needs_embedded_sample(settings: &Settings, cwd: &Path) -> bool {
-    settings.crm.adapter == CrmAdapterKind::File
+    settings.crm.source_kinds().contains(&CrmAdapterKind::File)
         && settings.crm.file.path == Path::new(DEFAULT_CUSTOMER_FILE)
         && !cwd.join(&settings.crm.file.path).exists()
 }

@@ -31,6 +31,8 @@ pub const QUEUE_RETRIES: &str = "attrsync_queue_retries_total";
 pub const LIMITER_WAITS: &str = "attrsync_rate_limiter_waits_total";
 pub const LIMITER_WAIT_SECONDS: &str = "attrsync_rate_limiter_wait_seconds";
 pub const BREAKER_STATE: &str = "attrsync_crm_circuit_state";
+pub const CANDIDATES_DROPPED: &str = "attrsync_crm_candidates_dropped_total";
+pub const CRM_TOKEN_FETCHES: &str = "attrsync_crm_token_fetches_total";
 pub const LOAD_SHED: &str = "attrsync_requests_shed_total";
 
 /// What kind of series a metric is.
@@ -94,32 +96,32 @@ pub const CATALOGUE: &[Metric] = &[
     metric(
         UPSTREAM_REQUESTS,
         Kind::Counter,
-        "Calls to Genesys and the CRM, by upstream, operation and status class",
-        &["upstream", "operation", "status_class"],
+        "Calls to Genesys and the CRM, by upstream, source (the CRM source; genesys for Genesys), operation and status class",
+        &["upstream", "source", "operation", "status_class"],
     ),
     metric(
         UPSTREAM_DURATION,
         Kind::Histogram,
-        "Upstream call latency in seconds, by upstream and operation",
-        &["upstream", "operation"],
+        "Upstream call latency in seconds, by upstream, source and operation",
+        &["upstream", "source", "operation"],
     ),
     metric(
         UPSTREAM_RATE_LIMITED,
         Kind::Counter,
-        "429 answers received, by upstream",
-        &["upstream"],
+        "429 answers received, by upstream and source",
+        &["upstream", "source"],
     ),
     metric(
         UPSTREAM_RETRIES,
         Kind::Counter,
-        "Upstream calls retried after a transient failure, by upstream and operation",
-        &["upstream", "operation"],
+        "Upstream calls retried after a transient failure, by upstream, source and operation",
+        &["upstream", "source", "operation"],
     ),
     metric(
         CACHE_LOOKUPS,
         Kind::Counter,
-        "CRM cache lookups by result (hit, miss)",
-        &["result"],
+        "CRM cache lookups by source and result (hit, miss)",
+        &["source", "result"],
     ),
     metric(
         TOKEN_FETCHES,
@@ -179,20 +181,32 @@ pub const CATALOGUE: &[Metric] = &[
     metric(
         LIMITER_WAITS,
         Kind::Counter,
-        "Calls delayed by the client-side rate budget, by upstream",
-        &["upstream"],
+        "Calls delayed by the client-side rate budget, by upstream and source",
+        &["upstream", "source"],
     ),
     metric(
         LIMITER_WAIT_SECONDS,
         Kind::Histogram,
-        "Time spent waiting for the client-side rate budget, by upstream, in seconds",
-        &["upstream"],
+        "Time spent waiting for the client-side rate budget, by upstream and source, in seconds",
+        &["upstream", "source"],
     ),
     metric(
         BREAKER_STATE,
         Kind::Gauge,
-        "CRM circuit breaker: 0 closed, 1 open, 2 half-open",
-        &[],
+        "CRM circuit breaker per source: 0 closed, 1 open, 2 half-open",
+        &["source"],
+    ),
+    metric(
+        CRM_TOKEN_FETCHES,
+        Kind::Counter,
+        "CRM OAuth token requests, by source and outcome (ok, rejected, error)",
+        &["source", "outcome"],
+    ),
+    metric(
+        CANDIDATES_DROPPED,
+        Kind::Counter,
+        "CRM records dropped before the match policy, by source and reason (not_matching: the record's fields do not match the key; below_minimum: graded below crm.min_match_quality)",
+        &["source", "reason"],
     ),
 ];
 
@@ -276,24 +290,46 @@ pub fn status_class(status: Option<u16>) -> &'static str {
     }
 }
 
-/// Records one upstream call attempt.
+/// Records one upstream call attempt to Genesys (`source` is the upstream's own name).
 pub fn upstream_call(
     upstream: &'static str,
     op: &'static str,
     status: Option<u16>,
     elapsed: Duration,
 ) {
-    metrics::counter!(UPSTREAM_REQUESTS, "upstream" => upstream, "operation" => op, "status_class" => status_class(status))
+    call(upstream, upstream, op, status, elapsed);
+}
+
+/// Records one call attempt to the CRM source `source`.
+pub fn crm_call(source: &'static str, op: &'static str, status: Option<u16>, elapsed: Duration) {
+    call("crm", source, op, status, elapsed);
+}
+
+fn call(
+    upstream: &'static str,
+    source: &'static str,
+    op: &'static str,
+    status: Option<u16>,
+    elapsed: Duration,
+) {
+    metrics::counter!(UPSTREAM_REQUESTS, "upstream" => upstream, "source" => source, "operation" => op, "status_class" => status_class(status))
         .increment(1);
-    metrics::histogram!(UPSTREAM_DURATION, "upstream" => upstream, "operation" => op)
+    metrics::histogram!(UPSTREAM_DURATION, "upstream" => upstream, "source" => source, "operation" => op)
         .record(elapsed.as_secs_f64());
     if status == Some(429) {
-        metrics::counter!(UPSTREAM_RATE_LIMITED, "upstream" => upstream).increment(1);
+        metrics::counter!(UPSTREAM_RATE_LIMITED, "upstream" => upstream, "source" => source)
+            .increment(1);
     }
 }
 
 pub fn upstream_retry(upstream: &'static str, op: &'static str) {
-    metrics::counter!(UPSTREAM_RETRIES, "upstream" => upstream, "operation" => op).increment(1);
+    metrics::counter!(UPSTREAM_RETRIES, "upstream" => upstream, "source" => upstream, "operation" => op)
+        .increment(1);
+}
+
+pub fn crm_retry(source: &'static str, op: &'static str) {
+    metrics::counter!(UPSTREAM_RETRIES, "upstream" => "crm", "source" => source, "operation" => op)
+        .increment(1);
 }
 
 /// Middleware for `route_layer`: requests by route template, so unknown paths add no series.

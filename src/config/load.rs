@@ -13,15 +13,28 @@ const DEFAULTS: &str = include_str!("../../config/default.toml");
 const LIST_KEYS: &[&str] = &[
     "genesys.participant_purposes",
     "crm.key_order",
+    "crm.sources",
+    "crm.match_priority",
     "crm.file.phone_fields",
     "crm.file.email_fields",
     "crm.http.phone_notations",
     "crm.http.allowed_hosts",
+    "crm.http.phone_pointers",
+    "crm.http.email_pointers",
     "merge.exclude",
     "auth.genesys.secrets",
     "auth.cti.secrets",
     "auth.lookup.secrets",
     "auth.ops.secrets",
+];
+
+/// Keys that moved, and where to: a configuration still setting them is refused rather than
+/// silently ignored (serde would drop them).
+const MOVED_KEYS: &[(&str, &str)] = &[
+    ("cache.ttl_secs", "crm.<source>.cache_ttl_secs"),
+    ("cache.not_found_ttl_secs", "crm.<source>.not_found_ttl_secs"),
+    ("crm.breaker_failures", "crm.<source>.breaker_failures"),
+    ("crm.breaker_cooldown_ms", "crm.<source>.breaker_cooldown_ms"),
 ];
 
 /// The plain Genesys variables and the keys they set.
@@ -34,7 +47,9 @@ const GENESYS_VARIABLES: &[(&str, &str)] = &[
 ];
 
 /// Resolves `X_FILE=/path` variables (how Docker and Kubernetes mount secrets) into `X=<file
-/// content>`; a file with several lines gives a comma-separated list. `X` itself wins if set.
+/// content>`; for a list key (`LIST_KEYS`) a file with several lines gives a comma-separated
+/// list, for any other key the text is kept whole (a PEM key is several lines). `X` itself wins
+/// if set.
 fn with_file_secrets(env: &[(String, String)]) -> Result<Vec<(String, String)>, ConfigError> {
     let mut out: Vec<(String, String)> = env.to_vec();
     for (name, path) in env {
@@ -49,16 +64,28 @@ fn with_file_secrets(env: &[(String, String)]) -> Result<Vec<(String, String)>, 
         }
         let text = std::fs::read_to_string(path)
             .map_err(|e| invalid(name, format!("cannot read {path}: {e}")))?;
-        let value = text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .collect::<Vec<_>>()
-            .join(",");
+        let value = if is_list_variable(target) {
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(",")
+        } else {
+            text.trim().to_owned()
+        };
         out.retain(|(k, _)| k != target);
         out.push((target.to_owned(), value));
     }
     Ok(out)
+}
+
+/// Whether the variable `name` (`ATTRSYNC_AUTH__GENESYS__SECRETS`) sets a key of `LIST_KEYS`.
+fn is_list_variable(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix("ATTRSYNC_") else {
+        return false;
+    };
+    let key = rest.to_ascii_lowercase().replace("__", ".");
+    LIST_KEYS.contains(&key.as_str())
 }
 
 impl Settings {
@@ -126,7 +153,16 @@ impl Settings {
                 builder = builder.set_override(*key, value)?;
             }
         }
-        Ok(builder.build()?.try_deserialize()?)
+        let layered = builder.build()?;
+        for (moved, to) in MOVED_KEYS {
+            if layered.get::<config::Value>(moved).is_ok() {
+                return Err(invalid(
+                    moved,
+                    format!("moved to {to}: each CRM source has its own (see CHANGELOG.md)"),
+                ));
+            }
+        }
+        Ok(layered.try_deserialize()?)
     }
 }
 
@@ -219,6 +255,42 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn a_key_that_moved_is_refused_naming_where_it_went() {
+        let err = load(&[("ATTRSYNC_CACHE__TTL_SECS", "60")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cache.ttl_secs"), "{err}");
+        assert!(err.contains("crm.<source>.cache_ttl_secs"), "{err}");
+        let err = load(&[("ATTRSYNC_CRM__BREAKER_FAILURES", "3")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("crm.<source>.breaker_failures"), "{err}");
+    }
+
+    #[test]
+    fn a_file_variable_for_a_single_value_keeps_its_lines() {
+        // A PEM key mounted as a file must reach the key as written, not joined with commas.
+        let dir = tempfile::tempdir().unwrap();
+        let pem = dir.path().join("key.pem");
+        std::fs::write(&pem, "-----BEGIN X-----\nAAAA\nBBBB\n-----END X-----\n").unwrap();
+        let env: Vec<(String, String)> = env(&[])
+            .into_iter()
+            .filter(|(k, _)| k != "GENESYS_CLIENT_SECRET")
+            .chain([(
+                "GENESYS_CLIENT_SECRET_FILE".to_owned(),
+                pem.display().to_string(),
+            )])
+            .collect();
+        let s = Settings::load_from(None, &env).unwrap();
+        assert_eq!(
+            s.genesys.client_secret.expose_secret(),
+            "-----BEGIN X-----\nAAAA\nBBBB\n-----END X-----"
+        );
+        assert!(is_list_variable("ATTRSYNC_AUTH__LOOKUP__SECRETS"));
+        assert!(!is_list_variable("ATTRSYNC_CRM__HTTP__TOKEN"));
+    }
+
+    #[test]
     fn prefixed_environment_variables_override_nested_keys() {
         let s = load(&[
             ("ATTRSYNC_SERVER__PORT", "9123"),
@@ -230,7 +302,7 @@ pub(super) mod tests {
         ])
         .unwrap();
         assert_eq!(s.server.port, 9123);
-        assert_eq!(s.crm.http.timeout_ms, 777);
+        assert_eq!(s.crm.http.common.timeout_ms, 777);
         assert_eq!(s.genesys.participant_purposes, ["customer", "external"]);
     }
 

@@ -1,5 +1,6 @@
 //! Settings as plain data: the schema of every section with its typed accessors (`schema`,
-//! `auth`), loading and layering (`load`), validation (`validate`), and the redacted view
+//! `auth`; what every CRM source shares in `crm`, the OAuth client of a CRM adapter in `oauth`),
+//! loading and layering (`load`), validation (`validate`), and the redacted view
 //! printed by `check-config`. Every component builds itself from its own section; nothing here
 //! knows the components.
 //!
@@ -8,7 +9,9 @@
 //! variables Genesys users already have in their environments.
 
 mod auth;
+mod crm;
 mod load;
+mod oauth;
 mod schema;
 mod validate;
 
@@ -17,6 +20,8 @@ use serde::{Deserialize, Serialize, Serializer};
 
 pub use crate::merge::Overwrite;
 pub use auth::{AuthGroup, AuthMode, AuthSettings, EndpointAuth};
+pub use crm::{ChainMode, MatchPolicy, MatchSettings, SourceSettings};
+pub use oauth::{AssertionAlgorithm, ClientAuth, OAuthGrant, OAuthSettings};
 pub use schema::{
     CacheSettings, CrmAdapterKind, CrmSettings, FileCrmSettings, GenesysSettings, HttpAuthKind,
     HttpCrmSettings, LogFormat, LookupSettings, MergeSettings, PhoneSettings, QueueBackend,

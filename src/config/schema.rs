@@ -10,9 +10,10 @@ use phonenumber::country;
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::crm::{ChainMode, MatchPolicy, MatchSettings, SourceSettings};
 use super::{invalid, redacted, ConfigError};
 use crate::budget::RateBudget;
-use crate::domain::KeyKind;
+use crate::domain::{KeyKind, MatchQuality};
 use crate::genesys::region::region_domain;
 use crate::merge::{MergePolicy, Overwrite};
 use crate::phone::Notation;
@@ -117,26 +118,69 @@ impl GenesysSettings {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+/// The CRM adapters, a closed set: `crm.adapter`, the entries of `crm.sources`, and the `source`
+/// label of the CRM metrics. An adapter registers here, in `CrmSettings::common` and in
+/// `crm::adapter`; its settings are `[crm.<name>]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CrmAdapterKind {
     File,
     Http,
 }
 
+impl CrmAdapterKind {
+    pub const ALL: [CrmAdapterKind; 2] = [CrmAdapterKind::File, CrmAdapterKind::Http];
+
+    /// The name in configuration, in `[crm.<name>]` and in the `source` metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CrmAdapterKind::File => "file",
+            CrmAdapterKind::Http => "http",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct CrmSettings {
+    /// The one source when `sources` is empty.
     pub adapter: CrmAdapterKind,
+    /// Several sources, in order (each adapter at most once); overrides `adapter` when set.
+    pub sources: Vec<CrmAdapterKind>,
+    pub chain_mode: ChainMode,
     pub key_order: Vec<KeyKind>,
-    pub breaker_failures: u32,
-    pub breaker_cooldown_ms: u64,
+    pub match_policy: MatchPolicy,
+    pub match_priority: Vec<String>,
+    pub min_match_quality: MatchQuality,
+    /// At most this many `type/id`s in `crm.candidateIds`.
+    pub max_candidate_ids: usize,
     pub file: FileCrmSettings,
     pub http: HttpCrmSettings,
 }
 
 impl CrmSettings {
-    pub fn breaker_cooldown(&self) -> Duration {
-        Duration::from_millis(self.breaker_cooldown_ms)
+    /// The sources in chain order: `sources`, or the one `adapter`.
+    pub fn source_kinds(&self) -> Vec<CrmAdapterKind> {
+        if self.sources.is_empty() {
+            vec![self.adapter]
+        } else {
+            self.sources.clone()
+        }
+    }
+
+    /// The per-source settings in `[crm.<kind>]`.
+    pub fn common(&self, kind: CrmAdapterKind) -> &SourceSettings {
+        match kind {
+            CrmAdapterKind::File => &self.file.common,
+            CrmAdapterKind::Http => &self.http.common,
+        }
+    }
+
+    pub fn matching(&self) -> MatchSettings {
+        MatchSettings {
+            policy: self.match_policy,
+            priority: self.match_priority.clone(),
+            min_quality: self.min_match_quality,
+        }
     }
 }
 
@@ -147,6 +191,8 @@ pub struct FileCrmSettings {
     pub phone_fields: Vec<String>,
     pub email_fields: Vec<String>,
     pub external_contact_id_field: String,
+    #[serde(flatten)]
+    pub common: SourceSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -176,51 +222,21 @@ pub struct HttpCrmSettings {
     pub results_pointer: String,
     pub fields: BTreeMap<String, String>,
     pub phone_notations: Vec<Notation>,
-    pub rate_limit_per_minute: u32,
-    pub rate_limit_burst: u32,
-    pub timeout_ms: u64,
-    pub max_retries: usize,
-    pub retry_base_ms: u64,
-    pub retry_max_ms: u64,
-    pub max_retry_after_secs: u64,
-}
-
-impl HttpCrmSettings {
-    pub fn timeout(&self) -> Duration {
-        Duration::from_millis(self.timeout_ms)
-    }
-    /// The connect timeout: the request timeout, at most 2 s.
-    pub fn connect_timeout(&self) -> Duration {
-        Duration::from_millis(self.timeout_ms.min(2000))
-    }
-    pub fn retry(&self) -> RetryPolicy {
-        RetryPolicy {
-            max_retries: self.max_retries,
-            base_delay: Duration::from_millis(self.retry_base_ms),
-            max_delay: Duration::from_millis(self.retry_max_ms),
-            max_retry_after: Duration::from_secs(self.max_retry_after_secs),
-        }
-    }
-    /// A fresh budget of `rate_limit_per_minute` (0 = none).
-    pub fn budget(&self) -> RateBudget {
-        RateBudget::per_minute("crm", self.rate_limit_per_minute, self.rate_limit_burst)
-    }
+    /// JSON pointers into each result: its id, its type (or a fixed `record_type`), its
+    /// last-modified time, and the fields graded against a phone or email key.
+    pub record_id_pointer: String,
+    pub record_type: String,
+    pub record_type_pointer: String,
+    pub last_modified_pointer: String,
+    pub phone_pointers: Vec<String>,
+    pub email_pointers: Vec<String>,
+    #[serde(flatten)]
+    pub common: SourceSettings,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct CacheSettings {
-    pub ttl_secs: u64,
-    pub not_found_ttl_secs: u64,
     pub max_entries: u64,
-}
-
-impl CacheSettings {
-    pub fn ttl(&self) -> Duration {
-        Duration::from_secs(self.ttl_secs)
-    }
-    pub fn not_found_ttl(&self) -> Duration {
-        Duration::from_secs(self.not_found_ttl_secs)
-    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -249,6 +265,9 @@ pub struct MergeSettings {
     pub found_attribute: String,
     pub exclude: Vec<String>,
     pub fields: BTreeMap<String, String>,
+    /// Write `matchCount`, `matchQuality`, `recordType`, `recordId` and `candidateIds` (under
+    /// the prefix) beside the chosen record.
+    pub match_details: bool,
 }
 
 impl MergeSettings {

@@ -4,7 +4,8 @@
 use secrecy::ExposeSecret as _;
 
 use super::{
-    invalid, AuthGroup, ConfigError, CrmAdapterKind, HttpAuthKind, QueueBackend, Settings,
+    invalid, AuthGroup, ConfigError, CrmAdapterKind, HttpAuthKind, MatchPolicy, QueueBackend,
+    Settings,
 };
 use crate::domain::KeyKind;
 use crate::genesys::region::region_domain;
@@ -42,7 +43,6 @@ impl Settings {
                 "genesys.connect_timeout_ms",
                 self.genesys.connect_timeout_ms,
             ),
-            ("crm.http.timeout_ms", self.crm.http.timeout_ms),
             ("lookup.deadline_ms", self.lookup.deadline_ms),
             ("server.request_timeout_ms", self.server.request_timeout_ms),
             ("cache.max_entries", self.cache.max_entries),
@@ -98,16 +98,46 @@ impl Settings {
                 "must be at least 24 (the sync timestamp attrsync writes is 24 characters)",
             ));
         }
-        match self.crm.adapter {
-            CrmAdapterKind::File => {
-                if !self.crm.file.path.is_file() {
-                    return Err(invalid(
-                        "crm.file.path",
-                        format!("{} is not a readable file", self.crm.file.path.display()),
-                    ));
-                }
+        self.validate_crm()?;
+        Ok(())
+    }
+
+    /// The chain (`crm.sources`, one instance per adapter), the match policy, and each source's
+    /// section.
+    fn validate_crm(&self) -> Result<(), ConfigError> {
+        let kinds = self.crm.source_kinds();
+        for (i, kind) in kinds.iter().enumerate() {
+            if kinds[..i].contains(kind) {
+                return Err(invalid(
+                    "crm.sources",
+                    format!(
+                        "lists {} twice; each adapter is one source (one [crm.{}] section)",
+                        kind.as_str(),
+                        kind.as_str()
+                    ),
+                ));
             }
-            CrmAdapterKind::Http => self.validate_http_crm()?,
+            let section = format!("crm.{}", kind.as_str());
+            self.crm.common(*kind).validate(&section)?;
+            match kind {
+                CrmAdapterKind::File => {
+                    if !self.crm.file.path.is_file() {
+                        return Err(invalid(
+                            "crm.file.path",
+                            format!("{} is not a readable file", self.crm.file.path.display()),
+                        ));
+                    }
+                }
+                CrmAdapterKind::Http => self.validate_http_crm()?,
+            }
+        }
+        if self.crm.match_policy == MatchPolicy::Priority
+            && self.crm.match_priority.iter().all(|t| t.trim().is_empty())
+        {
+            return Err(invalid(
+                "crm.match_priority",
+                "required when crm.match_policy = \"priority\": record types, best first, e.g. [\"Contact\", \"Lead\", \"Account\"]",
+            ));
         }
         Ok(())
     }
@@ -195,6 +225,31 @@ impl Settings {
                 "crm.http.phone_notations",
                 "must list at least one notation, e.g. [\"e164\"]",
             ));
+        }
+        let pointers = [
+            ("crm.http.record_id_pointer", &http.record_id_pointer),
+            ("crm.http.record_type_pointer", &http.record_type_pointer),
+            ("crm.http.last_modified_pointer", &http.last_modified_pointer),
+        ];
+        let lists = [
+            ("crm.http.phone_pointers", &http.phone_pointers),
+            ("crm.http.email_pointers", &http.email_pointers),
+        ];
+        let all = pointers
+            .into_iter()
+            .map(|(key, p)| (key, p.as_str()))
+            .chain(
+                lists
+                    .into_iter()
+                    .flat_map(|(key, ps)| ps.iter().map(move |p| (key, p.as_str()))),
+            );
+        for (key, pointer) in all {
+            if !pointer.is_empty() && !pointer.starts_with('/') {
+                return Err(invalid(
+                    key,
+                    format!("`{pointer}`: a JSON pointer starts with '/' (or is empty)"),
+                ));
+            }
         }
         Ok(())
     }

@@ -1,239 +1,244 @@
-//! The CRM answer cache in front of every adapter (moka): found answers live `ttl`, "not found"
-//! answers the shorter `not_found_ttl`, the size is bounded, and concurrent lookups of one key
-//! share a single CRM call. Errors are never cached.
+//! The CRM answer cache, one for every source (moka): an entry is one source's graded candidates
+//! for one key, kept as long as that source's TTL for its outcome (found, or not found), the
+//! size bounded by `cache.max_entries`. Concurrent lookups of one key at one source share a
+//! single call. Errors are never cached. [`AnswerCache::peek`] reads without calling anything
+//! (for an explain that must not fill the cache).
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use moka::future::Cache;
 use moka::Expiry;
 
-use super::breaker::{Breaker, Permit};
-use super::{CrmAdapter, CrmError, CrmRecord, CustomerKey, KeyKind};
-use crate::config::{CacheSettings, CrmSettings};
+use super::candidate::Candidate;
+use super::{CrmError, CustomerKey};
+use crate::config::CacheSettings;
 use crate::metrics;
-use crate::retry::Retryable as _;
 
-/// A cached answer: the record as compact JSON text. A `serde_json::Map` costs about 1.4 KB a
-/// record in B-tree nodes; the text is a fifth of that, and parsing it back on a hit takes a
-/// couple of microseconds, next to a CRM call saved.
-type Answer = Option<Arc<str>>;
-
-struct ByOutcome {
-    found: Duration,
-    not_found: Duration,
+/// How long one source's answers are reused; zero for both means not cached at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ttls {
+    pub found: Duration,
+    pub not_found: Duration,
 }
 
-impl Expiry<String, Answer> for ByOutcome {
-    fn expire_after_create(&self, _: &String, answer: &Answer, _: Instant) -> Option<Duration> {
-        Some(if answer.is_some() {
-            self.found
-        } else {
-            self.not_found
-        })
+impl Ttls {
+    fn caches(&self) -> bool {
+        !self.found.is_zero() || !self.not_found.is_zero()
     }
 }
 
-/// What a lookup over several keys produced.
-#[derive(Debug, Clone)]
-pub struct LookupResult {
-    pub record: Option<Arc<CrmRecord>>,
-    /// The kind of key that found the customer.
-    pub matched: Option<KeyKind>,
+/// Whether an answer came from the cache; `None` when the source is not cached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheUse {
+    Hit,
+    Miss,
+    None,
+}
+
+impl CacheUse {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheUse::Hit => "hit",
+            CacheUse::Miss => "miss",
+            CacheUse::None => "none",
+        }
+    }
+}
+
+/// A cached answer: the candidates as compact JSON text. A `serde_json::Map` costs about 1.4 KB
+/// a record in B-tree nodes; the text is a fifth of that, and parsing it back on a hit takes a
+/// few microseconds, next to a CRM call saved.
+#[derive(Clone)]
+struct Entry {
+    text: Arc<str>,
+    keep_for: Duration,
+}
+
+struct PerEntry;
+
+impl Expiry<String, Entry> for PerEntry {
+    fn expire_after_create(&self, _: &String, entry: &Entry, _: Instant) -> Option<Duration> {
+        Some(entry.keep_for)
+    }
 }
 
 #[derive(Clone)]
-pub struct CachedCrm {
-    adapter: Arc<dyn CrmAdapter>,
-    cache: Cache<String, Answer>,
-    key_order: Vec<KeyKind>,
-    breaker: Arc<Breaker>,
+pub struct AnswerCache {
+    cache: Cache<String, Entry>,
 }
 
-impl CachedCrm {
-    /// The cache `[cache]` describes, trying keys in `crm.key_order`, behind the breaker
-    /// `crm.breaker_*` describes.
-    pub fn from_settings(
-        crm: &CrmSettings,
-        cache: &CacheSettings,
-        adapter: Arc<dyn CrmAdapter>,
-    ) -> Self {
-        Self::new(
-            adapter,
-            cache,
-            crm.key_order.clone(),
-            Breaker::new(crm.breaker_failures, crm.breaker_cooldown()),
-        )
+impl AnswerCache {
+    pub fn from_settings(settings: &CacheSettings) -> Self {
+        Self::new(settings.max_entries)
     }
 
-    pub fn new(
-        adapter: Arc<dyn CrmAdapter>,
-        settings: &CacheSettings,
-        key_order: Vec<KeyKind>,
-        breaker: Breaker,
-    ) -> Self {
-        let cache = Cache::builder()
-            .max_capacity(settings.max_entries)
-            .expire_after(ByOutcome {
-                found: settings.ttl(),
-                not_found: settings.not_found_ttl(),
-            })
-            .build();
+    pub fn new(max_entries: u64) -> Self {
         Self {
-            adapter,
-            cache,
-            key_order,
-            breaker: Arc::new(breaker),
+            cache: Cache::builder()
+                .max_capacity(max_entries)
+                .expire_after(PerEntry)
+                .build(),
         }
     }
 
-    pub fn adapter_name(&self) -> &'static str {
-        self.adapter.name()
+    fn key(source: &str, key: &CustomerKey) -> String {
+        format!("{source} {}", key.cache_key())
     }
 
-    pub async fn ready(&self) -> Result<(), CrmError> {
-        self.adapter.ready().await
-    }
-
-    /// Tries `keys` in the configured key order; the first key the CRM knows wins.
-    pub async fn lookup(&self, keys: &[CustomerKey]) -> Result<LookupResult, CrmError> {
-        for kind in &self.key_order {
-            for key in keys.iter().filter(|k| k.kind() == *kind) {
-                if let Some(record) = self.find(key).await? {
-                    return Ok(LookupResult {
-                        record: Some(record),
-                        matched: Some(*kind),
-                    });
-                }
-            }
+    /// The cached answer of `source` for `key`, or `fetch`'s (cached as `ttls` say; one fetch
+    /// for concurrent callers).
+    pub async fn get_or_fetch(
+        &self,
+        source: &'static str,
+        key: &CustomerKey,
+        ttls: Ttls,
+        fetch: impl Future<Output = Result<Vec<Candidate>, CrmError>>,
+    ) -> Result<(Vec<Candidate>, CacheUse), CrmError> {
+        if !ttls.caches() {
+            return Ok((fetch.await?, CacheUse::None));
         }
-        Ok(LookupResult {
-            record: None,
-            matched: None,
-        })
-    }
-
-    async fn find(&self, key: &CustomerKey) -> Result<Option<Arc<CrmRecord>>, CrmError> {
-        let adapter = self.adapter.clone();
-        let breaker = self.breaker.clone();
-        let owned = key.clone();
         let entry = self
             .cache
-            .entry(key.cache_key())
+            .entry(Self::key(source, key))
             .or_try_insert_with(async move {
-                if let Permit::Refused(retry_after) = breaker.permit() {
-                    return Err(CrmError::CircuitOpen { retry_after });
-                }
-                let result = adapter.find(&owned).await;
-                match &result {
-                    Err(e) if e.is_retryable() => breaker.failed(),
-                    _ => breaker.succeeded(),
-                }
-                let record = result?;
-                record
-                    .map(|r| {
-                        serde_json::to_string(&r)
-                            .map(Arc::from)
-                            .map_err(|e| CrmError::InvalidResponse(e.to_string()))
-                    })
-                    .transpose()
+                let candidates = fetch.await?;
+                let text = serde_json::to_string(&candidates)
+                    .map_err(|e| CrmError::InvalidResponse(e.to_string()))?;
+                Ok(Entry {
+                    text: Arc::from(text),
+                    keep_for: if candidates.is_empty() {
+                        ttls.not_found
+                    } else {
+                        ttls.found
+                    },
+                })
             })
             .await
             .map_err(|e: Arc<CrmError>| (*e).clone())?;
-        let result = if entry.is_fresh() { "miss" } else { "hit" };
-        ::metrics::counter!(metrics::CACHE_LOOKUPS, "result" => result).increment(1);
-        entry
-            .into_value()
-            .map(|text| {
-                serde_json::from_str::<CrmRecord>(&text)
-                    .map(Arc::new)
-                    .map_err(|e| CrmError::InvalidResponse(e.to_string()))
-            })
-            .transpose()
+        let used = if entry.is_fresh() {
+            CacheUse::Miss
+        } else {
+            CacheUse::Hit
+        };
+        ::metrics::counter!(metrics::CACHE_LOOKUPS, "source" => source, "result" => used.as_str())
+            .increment(1);
+        Ok((read(source, &entry.into_value().text)?, used))
     }
+
+    /// What the cache holds for `source` and `key`, calling nothing and filling nothing.
+    pub async fn peek(
+        &self,
+        source: &'static str,
+        key: &CustomerKey,
+    ) -> Option<Result<Vec<Candidate>, CrmError>> {
+        let entry = self.cache.get(&Self::key(source, key)).await?;
+        Some(read(source, &entry.text))
+    }
+}
+
+fn read(source: &'static str, text: &str) -> Result<Vec<Candidate>, CrmError> {
+    let mut candidates: Vec<Candidate> =
+        serde_json::from_str(text).map_err(|e| CrmError::InvalidResponse(e.to_string()))?;
+    for c in &mut candidates {
+        c.source = source;
+    }
+    Ok(candidates)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crm::{CrmRecord, MatchQuality};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    struct Counting {
-        calls: AtomicUsize,
-        delay: Duration,
+    fn ttls(found: u64, not_found: u64) -> Ttls {
+        Ttls {
+            found: Duration::from_secs(found),
+            not_found: Duration::from_secs(not_found),
+        }
     }
 
-    #[async_trait::async_trait]
-    impl CrmAdapter for Counting {
-        fn name(&self) -> &'static str {
-            "counting"
+    fn one() -> Vec<Candidate> {
+        vec![Candidate {
+            source: "x",
+            record_type: "customer".into(),
+            record_id: "C1".into(),
+            matched_field: "id".into(),
+            quality: MatchQuality::Exact,
+            last_modified: None,
+            fields: CrmRecord::new(),
+        }]
+    }
+
+    fn key() -> CustomerKey {
+        CustomerKey::CustomerId("C1".into())
+    }
+
+    #[tokio::test]
+    async fn a_second_lookup_is_a_hit_and_carries_the_source() {
+        let cache = AnswerCache::new(10);
+        let calls = AtomicUsize::new(0);
+        for expected in [CacheUse::Miss, CacheUse::Hit] {
+            let (found, used) = cache
+                .get_or_fetch("http", &key(), ttls(60, 10), async {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    Ok(one())
+                })
+                .await
+                .unwrap();
+            assert_eq!(used, expected);
+            assert_eq!(found[0].source, "http");
         }
-        async fn find(&self, key: &CustomerKey) -> Result<Option<CrmRecord>, CrmError> {
-            self.calls.fetch_add(1, Ordering::SeqCst);
-            tokio::time::sleep(self.delay).await;
-            Ok(match key {
-                CustomerKey::CustomerId(id) if id == "known" => {
-                    let mut r = CrmRecord::new();
-                    r.insert("id".into(), "known".into());
-                    Some(r)
-                }
-                _ => None,
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn sources_do_not_share_entries() {
+        let cache = AnswerCache::new(10);
+        let (_, used) = cache
+            .get_or_fetch("http", &key(), ttls(60, 10), async { Ok(one()) })
+            .await
+            .unwrap();
+        assert_eq!(used, CacheUse::Miss);
+        let (found, used) = cache
+            .get_or_fetch("file", &key(), ttls(60, 10), async { Ok(vec![]) })
+            .await
+            .unwrap();
+        assert_eq!(used, CacheUse::Miss);
+        assert!(found.is_empty());
+    }
+
+    #[tokio::test]
+    async fn errors_are_not_cached_and_zero_ttls_bypass_the_cache() {
+        let cache = AnswerCache::new(10);
+        let failed = cache
+            .get_or_fetch("http", &key(), ttls(60, 10), async {
+                Err(CrmError::Timeout)
             })
-        }
-        async fn ready(&self) -> Result<(), CrmError> {
-            Ok(())
-        }
-    }
+            .await;
+        assert!(failed.is_err());
+        assert!(cache.peek("http", &key()).await.is_none());
 
-    fn cached(delay: Duration) -> (CachedCrm, Arc<Counting>) {
-        let adapter = Arc::new(Counting {
-            calls: AtomicUsize::new(0),
-            delay,
-        });
-        let settings = CacheSettings {
-            ttl_secs: 300,
-            not_found_ttl_secs: 30,
-            max_entries: 100,
-        };
-        (
-            CachedCrm::new(
-                adapter.clone(),
-                &settings,
-                vec![KeyKind::CustomerId, KeyKind::Email],
-                Breaker::new(0, Duration::from_secs(1)),
-            ),
-            adapter,
-        )
+        let (_, used) = cache
+            .get_or_fetch("file", &key(), ttls(0, 0), async { Ok(one()) })
+            .await
+            .unwrap();
+        assert_eq!(used, CacheUse::None);
+        assert!(cache.peek("file", &key()).await.is_none());
     }
 
     #[tokio::test]
-    async fn concurrent_lookups_of_one_key_make_one_crm_call() {
-        let (crm, adapter) = cached(Duration::from_millis(50));
-        let keys = [CustomerKey::CustomerId("known".into())];
-        let results = futures::future::join_all((0..50).map(|_| crm.lookup(&keys))).await;
-        assert!(results.iter().all(|r| r.as_ref().unwrap().record.is_some()));
-        assert_eq!(adapter.calls.load(Ordering::SeqCst), 1);
-    }
-
-    #[tokio::test]
-    async fn keys_are_tried_in_the_configured_order_until_one_is_found() {
-        let (crm, adapter) = cached(Duration::ZERO);
-        let keys = [
-            CustomerKey::Email("nobody@example.com".into()),
-            CustomerKey::CustomerId("known".into()),
-        ];
-        let r = crm.lookup(&keys).await.unwrap();
-        assert_eq!(r.matched, Some(KeyKind::CustomerId));
-        // The customer id came first in the order and hit, so the email was never asked.
-        assert_eq!(adapter.calls.load(Ordering::SeqCst), 1);
-    }
-
-    #[tokio::test]
-    async fn a_miss_is_cached_too() {
-        let (crm, adapter) = cached(Duration::ZERO);
-        let keys = [CustomerKey::CustomerId("unknown".into())];
-        assert!(crm.lookup(&keys).await.unwrap().record.is_none());
-        assert!(crm.lookup(&keys).await.unwrap().record.is_none());
-        assert_eq!(adapter.calls.load(Ordering::SeqCst), 1);
+    async fn peek_reads_what_a_lookup_stored() {
+        let cache = AnswerCache::new(10);
+        assert!(cache.peek("http", &key()).await.is_none());
+        cache
+            .get_or_fetch("http", &key(), ttls(60, 10), async { Ok(one()) })
+            .await
+            .unwrap();
+        let peeked = cache.peek("http", &key()).await.unwrap().unwrap();
+        assert_eq!(peeked[0].record_id, "C1");
+        assert_eq!(peeked[0].source, "http");
     }
 }

@@ -1,25 +1,52 @@
 //! The `file` CRM adapter: customers from a JSON array or a CSV file, indexed in memory at start.
 //!
 //! Phone numbers on both sides are normalised to E.164 when indexed and when looked up, so a
-//! file that stores `(317) 555-0125` matches an ANI of `tel:+13175550125`.
+//! file that stores `(317) 555-0125` matches an ANI of `tel:+13175550125` (graded `national`:
+//! the file does not say the country). Every record holding a key is a candidate (record type
+//! `customer`, record id from `id_field`): a number shared by two customers is two candidates,
+//! for the match policy to decide.
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::Context as _;
 use phonenumber::country;
 
-use super::{CrmAdapter, CrmError, CrmRecord, CustomerKey};
+use super::candidate::Candidate;
+use super::grade::best_match;
+use super::{CrmAdapter, CrmError, CrmRecord, CustomerKey, KeyKind};
 use crate::config::FileCrmSettings;
 use crate::phone::CallerNumber;
 
+/// The record type of every candidate this adapter returns.
+pub const RECORD_TYPE: &str = "customer";
+
+const KEY_KINDS: [KeyKind; 4] = [
+    KeyKind::CustomerId,
+    KeyKind::ExternalContactId,
+    KeyKind::Phone,
+    KeyKind::Email,
+];
+
 pub struct FileCrm {
-    customers: Vec<Arc<CrmRecord>>,
-    by_id: HashMap<String, usize>,
-    by_external_id: HashMap<String, usize>,
-    by_phone: HashMap<String, usize>,
-    by_email: HashMap<String, usize>,
+    customers: Vec<CrmRecord>,
+    region: country::Id,
+    id_field: String,
+    external_id_field: String,
+    phone_fields: Vec<String>,
+    email_fields: Vec<String>,
+    by_id: HashMap<String, Vec<usize>>,
+    by_external_id: HashMap<String, Vec<usize>>,
+    by_phone: HashMap<String, Vec<usize>>,
+    by_email: HashMap<String, Vec<usize>>,
+}
+
+/// Adds record `i` under `key`, once.
+fn add(index: &mut HashMap<String, Vec<usize>>, key: String, i: usize) {
+    let records = index.entry(key).or_default();
+    if records.last() != Some(&i) {
+        records.push(i);
+    }
 }
 
 impl FileCrm {
@@ -41,40 +68,34 @@ impl FileCrm {
     pub fn index(records: Vec<CrmRecord>, settings: &FileCrmSettings, region: country::Id) -> Self {
         let mut crm = FileCrm {
             customers: Vec::with_capacity(records.len()),
+            region,
+            id_field: settings.id_field.clone(),
+            external_id_field: settings.external_contact_id_field.clone(),
+            phone_fields: settings.phone_fields.clone(),
+            email_fields: settings.email_fields.clone(),
             by_id: HashMap::new(),
             by_external_id: HashMap::new(),
             by_phone: HashMap::new(),
             by_email: HashMap::new(),
         };
         for (i, record) in records.into_iter().enumerate() {
-            let text = |field: &str| {
-                record
-                    .get(field)
-                    .and_then(|v| match v {
-                        serde_json::Value::String(s) => Some(s.trim().to_owned()),
-                        serde_json::Value::Number(n) => Some(n.to_string()),
-                        _ => None,
-                    })
-                    .filter(|s| !s.is_empty())
-            };
-            // First occurrence wins, so a duplicated number keeps pointing at one customer.
-            if let Some(id) = text(&settings.id_field) {
-                crm.by_id.entry(id).or_insert(i);
+            if let Some(id) = text(&record, &settings.id_field) {
+                add(&mut crm.by_id, id, i);
             }
-            if let Some(id) = text(&settings.external_contact_id_field) {
-                crm.by_external_id.entry(id).or_insert(i);
+            if let Some(id) = text(&record, &settings.external_contact_id_field) {
+                add(&mut crm.by_external_id, id, i);
             }
             for field in &settings.phone_fields {
-                if let Some(number) = text(field).and_then(|t| CallerNumber::parse(&t, region)) {
-                    crm.by_phone.entry(number.canonical()).or_insert(i);
+                if let Some(number) = text(&record, field).and_then(|t| CallerNumber::parse(&t, region)) {
+                    add(&mut crm.by_phone, number.canonical(), i);
                 }
             }
             for field in &settings.email_fields {
-                if let Some(email) = text(field) {
-                    crm.by_email.entry(email.to_lowercase()).or_insert(i);
+                if let Some(email) = text(&record, field) {
+                    add(&mut crm.by_email, email.to_lowercase(), i);
                 }
             }
-            crm.customers.push(Arc::new(record));
+            crm.customers.push(record);
         }
         crm
     }
@@ -86,6 +107,39 @@ impl FileCrm {
     pub fn is_empty(&self) -> bool {
         self.customers.is_empty()
     }
+
+    /// The records `index` holds for `key`, graded on `fields`.
+    fn candidates(&self, key: &CustomerKey, found: Option<&Vec<usize>>, fields: &[String]) -> Vec<Candidate> {
+        found
+            .into_iter()
+            .flatten()
+            .filter_map(|&i| {
+                let record = &self.customers[i];
+                let (matched_field, quality) = best_match(key, record, fields, self.region)?;
+                Some(Candidate {
+                    source: "file",
+                    record_type: RECORD_TYPE.to_owned(),
+                    record_id: text(record, &self.id_field).unwrap_or_default(),
+                    matched_field,
+                    quality,
+                    last_modified: None,
+                    fields: record.clone(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// A field's value as trimmed, non-empty text (strings and numbers).
+fn text(record: &CrmRecord, field: &str) -> Option<String> {
+    record
+        .get(field)
+        .and_then(|v| match v {
+            serde_json::Value::String(s) => Some(s.trim().to_owned()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+        .filter(|s| !s.is_empty())
 }
 
 fn parse_records(path: &Path, text: &str) -> anyhow::Result<Vec<CrmRecord>> {
@@ -128,18 +182,34 @@ fn parse_records(path: &Path, text: &str) -> anyhow::Result<Vec<CrmRecord>> {
 
 #[async_trait::async_trait]
 impl CrmAdapter for FileCrm {
-    fn name(&self) -> &'static str {
+    fn kind(&self) -> &'static str {
         "file"
     }
 
-    async fn find(&self, key: &CustomerKey) -> Result<Option<CrmRecord>, CrmError> {
-        let index = match key {
-            CustomerKey::CustomerId(id) => self.by_id.get(id.trim()),
-            CustomerKey::ExternalContactId(id) => self.by_external_id.get(id.trim()),
-            CustomerKey::Phone(number) => self.by_phone.get(&number.canonical()),
-            CustomerKey::Email(email) => self.by_email.get(&email.trim().to_lowercase()),
-        };
-        Ok(index.map(|&i| CrmRecord::clone(&self.customers[i])))
+    fn key_kinds(&self) -> &[KeyKind] {
+        &KEY_KINDS
+    }
+
+    async fn find(&self, key: &CustomerKey) -> Result<Vec<Candidate>, CrmError> {
+        let one = std::slice::from_ref;
+        Ok(match key {
+            CustomerKey::CustomerId(id) => {
+                self.candidates(key, self.by_id.get(id.trim()), one(&self.id_field))
+            }
+            CustomerKey::ExternalContactId(id) => self.candidates(
+                key,
+                self.by_external_id.get(id.trim()),
+                one(&self.external_id_field),
+            ),
+            CustomerKey::Phone(number) => {
+                self.candidates(key, self.by_phone.get(&number.canonical()), &self.phone_fields)
+            }
+            CustomerKey::Email(email) => self.candidates(
+                key,
+                self.by_email.get(&email.trim().to_lowercase()),
+                &self.email_fields,
+            ),
+        })
     }
 
     async fn ready(&self) -> Result<(), CrmError> {
@@ -150,6 +220,8 @@ impl CrmAdapter for FileCrm {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::SourceSettings;
+    use crate::crm::MatchQuality;
 
     fn settings() -> FileCrmSettings {
         FileCrmSettings {
@@ -158,6 +230,19 @@ mod tests {
             phone_fields: vec!["phone".into(), "mobile".into()],
             email_fields: vec!["email".into()],
             external_contact_id_field: "externalContactId".into(),
+            common: SourceSettings {
+                timeout_ms: 1000,
+                max_retries: 0,
+                retry_base_ms: 1,
+                retry_max_ms: 1,
+                max_retry_after_secs: 1,
+                rate_limit_per_minute: 0,
+                rate_limit_burst: 1,
+                breaker_failures: 0,
+                breaker_cooldown_ms: 1,
+                cache_ttl_secs: 0,
+                not_found_ttl_secs: 0,
+            },
         }
     }
 
@@ -179,24 +264,57 @@ mod tests {
     #[tokio::test]
     async fn a_tel_uri_ani_finds_a_customer_stored_in_national_notation() {
         let crm = crm(serde_json::json!([{"id": "C1", "phone": "(317) 555-0125"}]));
-        let hit = crm.find(&phone("tel:+13175550125")).await.unwrap().unwrap();
-        assert_eq!(hit["id"], "C1");
-        assert!(crm.find(&phone("+13175550199")).await.unwrap().is_none());
+        let found = crm.find(&phone("tel:+13175550125")).await.unwrap();
+        assert_eq!(found.len(), 1);
+        let c = &found[0];
+        assert_eq!(c.fields["id"], "C1");
+        assert_eq!(
+            (c.record_type.as_str(), c.record_id.as_str(), c.matched_field.as_str()),
+            ("customer", "C1", "phone")
+        );
+        assert_eq!(c.quality, MatchQuality::National, "the file does not say the country");
+        assert!(crm.find(&phone("+13175550199")).await.unwrap().is_empty());
     }
 
     #[tokio::test]
-    async fn ids_emails_and_mobiles_are_indexed() {
+    async fn ids_emails_and_mobiles_are_indexed_and_graded() {
         let crm = crm(serde_json::json!([
             {"id": "C1", "email": "Ada@Example.com", "mobile": "+44 20 7946 0018", "externalContactId": "X9"}
         ]));
-        for key in [
-            CustomerKey::CustomerId("C1".into()),
-            CustomerKey::Email("ada@example.COM".into()),
-            CustomerKey::ExternalContactId("X9".into()),
-            phone("+442079460018"),
+        for (key, field) in [
+            (CustomerKey::CustomerId("C1".into()), "id"),
+            (CustomerKey::Email("ada@example.COM".into()), "email"),
+            (CustomerKey::ExternalContactId("X9".into()), "externalContactId"),
+            (phone("+442079460018"), "mobile"),
         ] {
-            assert!(crm.find(&key).await.unwrap().is_some(), "{key:?}");
+            let found = crm.find(&key).await.unwrap();
+            assert_eq!(found.len(), 1, "{key:?}");
+            assert_eq!(found[0].matched_field, field);
+            assert_eq!(found[0].quality, MatchQuality::Exact, "{key:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn several_customers_with_one_number_are_several_candidates_in_file_order() {
+        let crm = crm(serde_json::json!([
+            {"id": "C1", "phone": "+1 317 555 0125"},
+            {"id": "C2", "phone": "(317) 555-0199", "mobile": "317.555.0125"},
+            {"id": "C3", "phone": "+1 317 555 0126"},
+            {"id": "C4", "phone": "3175550125", "mobile": "+13175550125"},
+        ]));
+        let found = crm.find(&phone("tel:+13175550125")).await.unwrap();
+        let ids: Vec<(&str, MatchQuality, &str)> = found
+            .iter()
+            .map(|c| (c.record_id.as_str(), c.quality, c.matched_field.as_str()))
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                ("C1", MatchQuality::Exact, "phone"),
+                ("C2", MatchQuality::National, "mobile"),
+                ("C4", MatchQuality::Exact, "mobile"),
+            ]
+        );
     }
 
     #[test]

@@ -1,16 +1,30 @@
-//! CRM adapters: one small trait, its errors, and the choice of adapter made once from
-//! configuration. The keys an adapter is asked about are `domain::CustomerKey` (re-exported
-//! here); the cache and circuit breaker in front of every adapter are `cache` and `breaker`.
+//! CRM sources: the adapter contract ([`CrmAdapter`], [`CrmError`], [`Candidate`]), what every
+//! adapter shares (grading what a vendor returned: `grade`; the calls it makes under its
+//! source's timeout, retries and budget: `upstream`; OAuth tokens: `oauth`), what stands in front
+//! of every adapter (its circuit `breaker`, the answer `cache`, together a `source`), the match
+//! `policy`, and the `chain` of sources a lookup goes through. [`from_settings`] is the one place
+//! adapters are chosen; [`adapter`] the one place each is built.
+//!
+//! Vendor query modules (`salesforce`, `dynamics`, ...) are pure: they build requests and parse
+//! answers into [`vendor::VendorRecord`]s; their adapters grade those with
+//! [`grade::grade_records`].
 
 pub mod breaker;
 pub mod cache;
+pub mod candidate;
+pub mod chain;
 pub mod dynamics;
 pub mod file;
 pub mod freshdesk;
+pub mod grade;
 pub mod http;
 pub mod hubspot;
+pub mod oauth;
+pub mod policy;
 pub mod salesforce;
 pub mod servicenow;
+pub mod source;
+pub mod upstream;
 pub mod vendor;
 pub mod zendesk;
 
@@ -21,11 +35,15 @@ use crate::config::{CrmAdapterKind, Settings};
 use crate::retry::Retryable;
 
 pub use crate::domain::{CustomerKey, KeyKind};
+pub use candidate::{Candidate, CandidateSummary, MatchQuality};
+pub use chain::{CrmAnswer, CrmSources, SourceOutcome, SourceReport, Verdict};
 
 /// A customer as the CRM returned it: a JSON object, flattened and mapped later by the merge
 /// policy.
 pub type CrmRecord = serde_json::Map<String, serde_json::Value>;
 
+/// Why a source could not answer. Messages never hold a key or a CRM value (vendors echo the
+/// query in error messages: adapters keep those out).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CrmError {
     #[error("CRM answered {status}")]
@@ -44,45 +62,140 @@ pub enum CrmError {
     /// The circuit breaker is open after repeated failures; the CRM was not called.
     #[error("CRM circuit is open")]
     CircuitOpen { retry_after: Duration },
+    /// The vendor throttled the call (429, a service-protection limit): retry after the wait.
+    #[error("CRM rate limit reached")]
+    RateLimited { retry_after: Option<Duration> },
+    /// An allocation counted over a long window (a daily API allowance, or the share of it
+    /// attrsync may use) is spent: the source's circuit opens for `retry_after`.
+    #[error("CRM API allocation spent")]
+    Quota { retry_after: Duration },
+    /// The credentials were refused (`invalid_client`, a disabled user, missing privileges):
+    /// another attempt cannot help; an operator must act.
+    #[error("CRM refused the credentials: {0}")]
+    Auth(String),
+    /// The vendor refused the access token (expired, revoked). Adapters renew it once
+    /// (`oauth::TokenManager::with_token`); this escapes only when the new one is refused too.
+    #[error("CRM refused the access token")]
+    InvalidSession,
+}
+
+impl CrmError {
+    /// The error's name in a [`SourceReport`] and in logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CrmError::Status { .. } => "status",
+            CrmError::Timeout => "timeout",
+            CrmError::Connect(_) => "connect",
+            CrmError::InvalidResponse(_) => "invalid_response",
+            CrmError::Unavailable(_) => "unavailable",
+            CrmError::CircuitOpen { .. } => "circuit_open",
+            CrmError::RateLimited { .. } => "rate_limited",
+            CrmError::Quota { .. } => "quota",
+            CrmError::Auth(_) => "auth",
+            CrmError::InvalidSession => "invalid_session",
+        }
+    }
+
+    /// How long the source's circuit must stay open whatever its failure count.
+    pub fn opens_circuit_for(&self) -> Option<Duration> {
+        match self {
+            CrmError::Quota { retry_after } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
+    /// The error for an HTTP answer that is neither a success nor one the adapter understood:
+    /// 429 is `RateLimited` (with its `Retry-After`), anything else `Status`.
+    pub fn from_status(status: u16, headers: &reqwest::header::HeaderMap) -> Self {
+        let retry_after = crate::retry::retry_after_header(headers);
+        if status == 429 {
+            CrmError::RateLimited { retry_after }
+        } else {
+            CrmError::Status {
+                status,
+                retry_after,
+            }
+        }
+    }
 }
 
 impl Retryable for CrmError {
     fn is_retryable(&self) -> bool {
         match self {
             CrmError::Status { status, .. } => matches!(*status, 408 | 429 | 500..=599),
-            CrmError::Timeout | CrmError::Connect(_) | CrmError::CircuitOpen { .. } => true,
-            CrmError::InvalidResponse(_) | CrmError::Unavailable(_) => false,
+            CrmError::Timeout
+            | CrmError::Connect(_)
+            | CrmError::CircuitOpen { .. }
+            | CrmError::RateLimited { .. }
+            // A queued event may wait for the allocation; past its horizon it gives up.
+            | CrmError::Quota { .. } => true,
+            CrmError::InvalidResponse(_)
+            | CrmError::Unavailable(_)
+            | CrmError::Auth(_)
+            | CrmError::InvalidSession => false,
         }
     }
 
     fn retry_after(&self) -> Option<Duration> {
         match self {
-            CrmError::Status { retry_after, .. } => *retry_after,
-            CrmError::CircuitOpen { retry_after } => Some(*retry_after),
+            CrmError::Status { retry_after, .. } | CrmError::RateLimited { retry_after } => {
+                *retry_after
+            }
+            CrmError::CircuitOpen { retry_after } | CrmError::Quota { retry_after } => {
+                Some(*retry_after)
+            }
             _ => None,
         }
     }
 }
 
+/// What every adapter implements. An adapter builds itself from its own settings section
+/// (`[crm.<kind>]`), makes its calls through an [`upstream::Upstream`] built from that section's
+/// common settings, and grades every record its vendor returned ([`grade`]) so that only
+/// records really holding the key come back.
 #[async_trait::async_trait]
 pub trait CrmAdapter: Send + Sync {
-    /// A short, fixed name for logs and metric labels.
-    fn name(&self) -> &'static str;
+    /// The adapter's name, `CrmAdapterKind::as_str()`: the source's name and `source` label.
+    fn kind(&self) -> &'static str;
 
-    /// `Ok(None)` means the CRM does not know this key; it is not an error.
-    async fn find(&self, key: &CustomerKey) -> Result<Option<CrmRecord>, CrmError>;
+    /// The key kinds it can look up; it is never asked about others.
+    fn key_kinds(&self) -> &[KeyKind];
 
-    /// Whether the adapter can serve lookups (the readiness check). Must be cheap.
+    /// The records matching `key`, graded; empty when the CRM does not know it (not an error).
+    async fn find(&self, key: &CustomerKey) -> Result<Vec<Candidate>, CrmError>;
+
+    /// Whether the adapter can serve lookups (the readiness check). Must be cheap: it must not
+    /// spend the vendor's rate limit.
     async fn ready(&self) -> Result<(), CrmError>;
 }
 
-/// Builds the configured adapter.
-pub fn from_settings(settings: &Settings) -> anyhow::Result<Arc<dyn CrmAdapter>> {
-    Ok(match settings.crm.adapter {
-        CrmAdapterKind::File => Arc::new(file::FileCrm::from_settings(
-            &settings.crm.file,
-            settings.phone.default_region,
-        )?),
-        CrmAdapterKind::Http => Arc::new(http::HttpCrm::from_settings(&settings.crm.http)?),
+/// Builds the adapter of `kind` from its section of `settings`. Each adapter registers here
+/// (and in `CrmAdapterKind`, `CrmSettings::common` and `Settings::validate_crm`).
+pub fn adapter(kind: CrmAdapterKind, settings: &Settings) -> anyhow::Result<Arc<dyn CrmAdapter>> {
+    let region = settings.phone.default_region;
+    Ok(match kind {
+        CrmAdapterKind::File => Arc::new(file::FileCrm::from_settings(&settings.crm.file, region)?),
+        CrmAdapterKind::Http => Arc::new(http::HttpCrm::from_settings(&settings.crm.http, region)?),
     })
+}
+
+/// The configured sources in chain order (`crm.sources`, or `crm.adapter`), each behind its own
+/// breaker, sharing one answer cache (`[cache]`).
+pub fn from_settings(settings: &Settings) -> anyhow::Result<CrmSources> {
+    let cache = cache::AnswerCache::from_settings(&settings.cache);
+    let sources = settings
+        .crm
+        .source_kinds()
+        .into_iter()
+        .map(|kind| {
+            let built = adapter(kind, settings)
+                .map_err(|e| e.context(format!("building the {} CRM source", kind.as_str())))?;
+            Ok(source::Source::from_settings(
+                built,
+                settings.crm.common(kind),
+                cache.clone(),
+            ))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(CrmSources::new(sources, &settings.crm))
 }

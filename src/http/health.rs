@@ -1,6 +1,12 @@
 //! Operations endpoints: `/healthz` (alive; touches nothing upstream, so a Genesys outage never
-//! restarts the pod), `/readyz` (configuration loaded, a token obtainable, the CRM adapter
+//! restarts the pod), `/readyz` (configuration loaded, a token obtainable, the CRM sources
 //! ready, the queue open) and `/metrics` (Prometheus text).
+//!
+//! CRM sources and readiness: a source whose circuit is open, or whose adapter is not ready
+//! while another source is, makes attrsync `degraded` (200): it still answers (from the other
+//! sources, or `circuit_open` quickly), and taking every replica out of the load balancer over
+//! one CRM's outage would turn a partial outage into a full one. Only when no source is ready is
+//! it `not_ready` (503).
 
 use std::fmt::Display;
 use std::future::Future;
@@ -28,19 +34,34 @@ pub struct Health {
 /// `/readyz` answer: each check is "ok" or "error: ..." saying what failed.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Readiness {
-    /// "ready" or "not_ready".
+    /// "ready", "degraded" (a CRM source is down or its circuit open: still serving, 200) or
+    /// "not_ready" (503).
     #[schema(example = "ready")]
     pub status: &'static str,
     pub checks: Checks,
+}
+
+/// One CRM source's readiness.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SourceCheck {
+    /// The source (its adapter: `file`, `http`, ...).
+    #[schema(example = "http")]
+    pub name: &'static str,
+    /// The adapter's own check: "ok" or "error: ...".
+    pub adapter: String,
+    /// "closed", "open" or "half_open".
+    #[schema(example = "closed")]
+    pub circuit: &'static str,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Checks {
     pub config: &'static str,
     pub genesys_token: String,
+    /// "ok" (every source ready, every circuit closed), "degraded: ..." or "error: ...".
     pub crm: String,
-    /// The configured CRM adapter (`file`, `http`).
-    pub crm_adapter: &'static str,
+    /// The CRM sources in chain order.
+    pub crm_sources: Vec<SourceCheck>,
     pub queue: String,
     /// `sqlite` or `postgres`.
     pub queue_backend: &'static str,
@@ -64,38 +85,78 @@ async fn check<E: Display>(probe: impl Future<Output = Result<(), E>>) -> String
     }
 }
 
-/// Readiness: configuration loaded, a Genesys token obtainable, the CRM adapter ready, the queue
-/// open. Each check is reported.
+/// The CRM sources' checks, and the `crm` summary: "ok", "degraded: ..." (some source down or
+/// its circuit open) or "error: ..." (no source ready).
+async fn crm_checks(state: &AppState) -> (String, Vec<SourceCheck>) {
+    let readiness = match tokio::time::timeout(CHECK_LIMIT, state.crm.readiness()).await {
+        Ok(r) => r,
+        Err(_) => return ("error: timed out".to_owned(), Vec::new()),
+    };
+    let checks: Vec<SourceCheck> = readiness
+        .into_iter()
+        .map(|r| SourceCheck {
+            name: r.source,
+            adapter: match r.ready {
+                Ok(()) => "ok".to_owned(),
+                Err(e) => format!("error: {e}"),
+            },
+            circuit: r.circuit.as_str(),
+        })
+        .collect();
+    let troubled: Vec<String> = checks
+        .iter()
+        .filter_map(|c| {
+            if c.adapter != "ok" {
+                Some(format!("{} {}", c.name, c.adapter))
+            } else if c.circuit == "open" {
+                Some(format!("{} circuit open", c.name))
+            } else {
+                None
+            }
+        })
+        .collect();
+    let summary = if troubled.is_empty() {
+        "ok".to_owned()
+    } else if checks.iter().all(|c| c.adapter != "ok") {
+        format!("error: {}", troubled.join("; "))
+    } else {
+        format!("degraded: {}", troubled.join("; "))
+    };
+    (summary, checks)
+}
+
+/// Readiness: configuration loaded, a Genesys token obtainable, the CRM sources ready, the
+/// queue open. Each check is reported.
 #[utoipa::path(get, path = "/readyz", tag = "ops", responses(
-    (status = 200, description = "Ready", body = Readiness),
+    (status = 200, description = "Ready, or degraded (a CRM source down or its circuit open)", body = Readiness),
     (status = 503, description = "Not ready; the body says which check failed", body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let token = check(state.genesys.check_token()).await;
-    let crm = check(state.crm.ready()).await;
+    let (crm, crm_sources) = crm_checks(&state).await;
     let queue = if state.queue.is_closed() {
         "error: shutting down".to_owned()
     } else {
         check(state.queue.ping()).await
     };
-    let ready = [&token, &crm, &queue].iter().all(|s| *s == "ok");
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
+    let ready = token == "ok" && queue == "ok" && !crm.starts_with("error");
+    let (code, status) = match (ready, crm == "ok") {
+        (true, true) => (StatusCode::OK, "ready"),
+        (true, false) => (StatusCode::OK, "degraded"),
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
     };
     let body = Readiness {
-        status: if ready { "ready" } else { "not_ready" },
+        status,
         checks: Checks {
             config: "ok",
             genesys_token: token,
             crm,
-            crm_adapter: state.crm.adapter_name(),
+            crm_sources,
             queue,
             queue_backend: state.queue.backend(),
             queue_depth: state.queue.depth(),
         },
     };
-    (status, Json(body))
+    (code, Json(body))
 }
 
 /// Prometheus metrics in the text exposition format.

@@ -16,7 +16,7 @@ use utoipa::{PartialSchema, ToSchema};
 use super::error::{ApiError, BadInput, Refused};
 use super::extract::{RequestIdText, StrictJson};
 use super::state::AppState;
-use crate::domain::{ConversationEvent, EnrichmentJob, KeyKind, Source};
+use crate::domain::{ConversationEvent, EnrichmentJob, KeyKind, MatchQuality, Source};
 use crate::ingest::LookupRequest;
 use crate::pipeline::{LookupAnswer as Answer, LookupReason};
 use crate::queue::QueueError;
@@ -26,7 +26,7 @@ use crate::queue::QueueError;
 /// (without the attribute prefix).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-#[schema(example = json!({"found": "true", "reason": "", "matchedBy": "phone", "id": "C-1001", "firstName": "Ada", "tier": "gold"}))]
+#[schema(example = json!({"found": "true", "reason": "", "matchedBy": "phone", "matchCount": "1", "matchQuality": "national", "recordType": "customer", "recordId": "C-1001", "id": "C-1001", "firstName": "Ada", "tier": "gold"}))]
 pub struct LookupAnswer {
     /// "true" or "false".
     pub found: String,
@@ -34,9 +34,30 @@ pub struct LookupAnswer {
     pub reason: WireReason,
     /// The key kind that found the customer (empty when not found).
     pub matched_by: WireKeyKind,
+    /// How many records matched, as a string: "0" when none; more than "1" with reason
+    /// "ambiguous", or when the match policy chose one of several.
+    #[schema(example = "1")]
+    pub match_count: String,
+    /// How well the chosen record matched (empty when not found).
+    pub match_quality: WireQuality,
+    /// The chosen record's type in its CRM (`Contact`, `customer`, ...; empty when not found).
+    pub record_type: String,
+    /// The chosen record's id in its CRM (empty when not found).
+    pub record_id: String,
     #[serde(flatten)]
     pub fields: BTreeMap<String, String>,
 }
+
+/// The answer's fixed fields: they win over CRM fields of the same name.
+const FIXED_FIELDS: [&str; 7] = [
+    "found",
+    "reason",
+    "matchedBy",
+    "matchCount",
+    "matchQuality",
+    "recordType",
+    "recordId",
+];
 
 /// The answer's `reason`: the [`LookupReason`]'s name, empty when the customer was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +66,27 @@ pub struct WireReason(pub Option<LookupReason>);
 /// The answer's `matchedBy`: the [`KeyKind`]'s name, empty when not found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WireKeyKind(pub Option<KeyKind>);
+
+/// The answer's `matchQuality`: the [`MatchQuality`]'s name, empty when not found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WireQuality(pub Option<MatchQuality>);
+
+impl Serialize for WireQuality {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.map_or("", MatchQuality::as_str))
+    }
+}
+
+impl PartialSchema for WireQuality {
+    fn schema() -> RefOr<Schema> {
+        names_or_empty(
+            MatchQuality::ALL.into_iter().map(MatchQuality::as_str),
+            "How well the chosen record matched the key; empty when not found",
+        )
+    }
+}
+
+impl ToSchema for WireQuality {}
 
 impl Serialize for WireReason {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -96,11 +138,15 @@ impl From<Answer> for LookupAnswer {
             found: answer.found().to_string(),
             reason: WireReason(answer.reason),
             matched_by: WireKeyKind(answer.matched_by),
+            match_count: answer.match_count.to_string(),
+            match_quality: WireQuality(answer.match_quality),
+            record_type: answer.record_type.unwrap_or_default(),
+            record_id: answer.record_id.unwrap_or_default(),
             // The fixed fields win over CRM fields of the same name.
             fields: answer
                 .fields
                 .into_iter()
-                .filter(|(name, _)| !matches!(name.as_str(), "found" | "reason" | "matchedBy"))
+                .filter(|(name, _)| !FIXED_FIELDS.contains(&name.as_str()))
                 .collect(),
         }
     }

@@ -7,7 +7,7 @@ use utoipa::OpenApi;
 use super::error::{ErrorBody, ErrorCode, Refusal};
 use super::events::{Accepted, Ignored};
 use super::health::{Checks, Health, Readiness};
-use super::lookup::{LookupAnswer, WireKeyKind, WireReason};
+use super::lookup::{LookupAnswer, WireKeyKind, WireQuality, WireReason};
 use crate::ingest::{CtiEvent, LookupRequest};
 
 #[derive(OpenApi)]
@@ -34,6 +34,7 @@ use crate::ingest::{CtiEvent, LookupRequest};
         LookupAnswer,
         WireReason,
         WireKeyKind,
+        WireQuality,
         Accepted,
         Ignored,
         ErrorBody,
@@ -42,6 +43,7 @@ use crate::ingest::{CtiEvent, LookupRequest};
         Health,
         Readiness,
         Checks,
+        super::health::SourceCheck,
         super::admin::Replayed
     )),
     tags(

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::config::Settings;
-use crate::crm::cache::CachedCrm;
+use crate::crm::CrmSources;
 use crate::genesys::GenesysClient;
 use crate::pipeline::Pipeline;
 use crate::queue::JobQueue;
@@ -17,6 +17,6 @@ pub struct AppState {
     pub pipeline: Arc<Pipeline>,
     pub queue: JobQueue,
     pub genesys: GenesysClient,
-    pub crm: CachedCrm,
+    pub crm: CrmSources,
     pub metrics: PrometheusHandle,
 }

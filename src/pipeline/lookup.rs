@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::Pipeline;
-use crate::crm::CrmError;
+use crate::crm::{CrmAnswer, CrmError, MatchQuality, Verdict};
 use crate::domain::{CustomerKeys, KeyKind};
 use crate::metrics;
 
@@ -16,6 +16,8 @@ use crate::metrics;
 pub enum LookupReason {
     /// The CRM does not know any of the keys.
     NotFound,
+    /// Several records matched and `crm.match_policy = "refuse"`.
+    Ambiguous,
     /// The CRM was slower than `lookup.deadline_ms`.
     Timeout,
     /// The CRM failed.
@@ -27,8 +29,9 @@ pub enum LookupReason {
 }
 
 impl LookupReason {
-    pub const ALL: [LookupReason; 5] = [
+    pub const ALL: [LookupReason; 6] = [
         LookupReason::NotFound,
+        LookupReason::Ambiguous,
         LookupReason::Timeout,
         LookupReason::CrmError,
         LookupReason::CircuitOpen,
@@ -41,6 +44,7 @@ impl LookupReason {
     pub fn as_str(self) -> &'static str {
         match self {
             LookupReason::NotFound => "not_found",
+            LookupReason::Ambiguous => "ambiguous",
             LookupReason::Timeout => "timeout",
             LookupReason::CrmError => "crm_error",
             LookupReason::CircuitOpen => "circuit_open",
@@ -59,6 +63,12 @@ pub struct LookupAnswer {
     /// The customer's fields as `[merge]` maps them (without the attribute prefix); empty
     /// unless found.
     pub fields: BTreeMap<String, String>,
+    /// Records that matched (the competing ones); 0 unless found or ambiguous.
+    pub match_count: usize,
+    pub match_quality: Option<MatchQuality>,
+    /// The chosen record's type and id (`None` unless found).
+    pub record_type: Option<String>,
+    pub record_id: Option<String>,
 }
 
 impl LookupAnswer {
@@ -71,6 +81,10 @@ impl LookupAnswer {
             reason: Some(reason),
             matched_by: None,
             fields: BTreeMap::new(),
+            match_count: 0,
+            match_quality: None,
+            record_type: None,
+            record_id: None,
         }
     }
 }
@@ -104,21 +118,7 @@ impl Pipeline {
         // Spawned, so that a lookup outliving the deadline still completes and fills the cache.
         let lookup = tokio::spawn(async move { pipeline.crm.lookup(&keys).await });
         match tokio::time::timeout(deadline, lookup).await {
-            Ok(Ok(Ok(result))) => match result.record {
-                Some(record) => LookupAnswer {
-                    reason: None,
-                    matched_by: result.matched,
-                    fields: self.policy.mapped_fields(&record),
-                },
-                None => LookupAnswer::missing(LookupReason::NotFound),
-            },
-            Ok(Ok(Err(CrmError::CircuitOpen { .. }))) => {
-                LookupAnswer::missing(LookupReason::CircuitOpen)
-            }
-            Ok(Ok(Err(e))) => {
-                tracing::warn!(error = %e, "CRM lookup failed");
-                LookupAnswer::missing(LookupReason::CrmError)
-            }
+            Ok(Ok(answer)) => self.answer(answer),
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "CRM lookup task failed");
                 LookupAnswer::missing(LookupReason::CrmError)
@@ -129,6 +129,38 @@ impl Pipeline {
                     "CRM lookup exceeded the deadline"
                 );
                 LookupAnswer::missing(LookupReason::Timeout)
+            }
+        }
+    }
+
+    fn answer(&self, answer: CrmAnswer) -> LookupAnswer {
+        match answer.verdict {
+            Verdict::Found { count, quality } => {
+                let chosen = answer.chosen;
+                LookupAnswer {
+                    reason: None,
+                    matched_by: answer.matched,
+                    fields: answer
+                        .record
+                        .map(|r| self.policy.mapped_fields(&r))
+                        .unwrap_or_default(),
+                    match_count: count,
+                    match_quality: Some(quality),
+                    record_type: chosen.as_ref().map(|c| c.record_type.clone()),
+                    record_id: chosen.map(|c| c.record_id),
+                }
+            }
+            Verdict::NotFound => LookupAnswer::missing(LookupReason::NotFound),
+            Verdict::Ambiguous { count } => LookupAnswer {
+                match_count: count,
+                ..LookupAnswer::missing(LookupReason::Ambiguous)
+            },
+            Verdict::Failed(CrmError::CircuitOpen { .. }) => {
+                LookupAnswer::missing(LookupReason::CircuitOpen)
+            }
+            Verdict::Failed(e) => {
+                tracing::warn!(error = %e, "CRM lookup failed");
+                LookupAnswer::missing(LookupReason::CrmError)
             }
         }
     }

@@ -3,6 +3,7 @@
 //! `answer_lookup` (in `lookup`): the synchronous lookup a data action waits for.
 
 mod lookup;
+mod matching;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,8 +13,7 @@ use moka::future::Cache;
 use phonenumber::country;
 
 use crate::config::Settings;
-use crate::crm::cache::CachedCrm;
-use crate::crm::CrmError;
+use crate::crm::{CrmError, CrmSources, Verdict};
 use crate::domain::{ConversationId, EnrichmentJob, ParticipantId};
 use crate::genesys::{GenesysClient, GenesysError};
 use crate::merge::{self, Attributes, MergePolicy};
@@ -30,6 +30,9 @@ pub enum Outcome {
     Patched,
     /// The CRM did not know the caller (the `found` attribute may still have been written).
     CrmMiss,
+    /// Several records matched and `crm.match_policy = "refuse"`: only `found=false` and the
+    /// match count were written.
+    CrmAmbiguous,
     /// Everything the patch would hold was already on the participant: no PATCH sent.
     Unchanged,
     /// Neither the event nor the participant gave anything to look the customer up by.
@@ -42,9 +45,10 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 7] = [
+    pub const ALL: [Outcome; 8] = [
         Outcome::Patched,
         Outcome::CrmMiss,
+        Outcome::CrmAmbiguous,
         Outcome::Unchanged,
         Outcome::NoCustomerKey,
         Outcome::ConversationEnded,
@@ -56,6 +60,7 @@ impl Outcome {
         match self {
             Outcome::Patched => "patched",
             Outcome::CrmMiss => "crm_miss",
+            Outcome::CrmAmbiguous => "crm_ambiguous",
             Outcome::Unchanged => "unchanged",
             Outcome::NoCustomerKey => "no_customer_key",
             Outcome::ConversationEnded => "conversation_ended",
@@ -94,8 +99,10 @@ impl Retryable for PipelineError {
 
 pub struct Pipeline {
     genesys: GenesysClient,
-    crm: CachedCrm,
+    crm: CrmSources,
     policy: MergePolicy,
+    /// `merge.match_details`.
+    match_details: bool,
     purposes: Vec<String>,
     region: country::Id,
     /// What attrsync last wrote per participant. With `crm_wins` the participant's attributes are
@@ -110,19 +117,21 @@ pub struct Pipeline {
 impl Pipeline {
     /// The pipeline over `genesys` and `crm`, with the merge policy, participant purposes and
     /// default phone region `settings` give.
-    pub fn from_settings(settings: &Settings, genesys: GenesysClient, crm: CachedCrm) -> Self {
-        Self::new(
+    pub fn from_settings(settings: &Settings, genesys: GenesysClient, crm: CrmSources) -> Self {
+        let mut pipeline = Self::new(
             genesys,
             crm,
             settings.merge.policy(),
             settings.genesys.participant_purposes.clone(),
             settings.phone.default_region,
-        )
+        );
+        pipeline.match_details = settings.merge.match_details;
+        pipeline
     }
 
     pub fn new(
         genesys: GenesysClient,
-        crm: CachedCrm,
+        crm: CrmSources,
         policy: MergePolicy,
         purposes: Vec<String>,
         region: country::Id,
@@ -131,6 +140,7 @@ impl Pipeline {
             genesys,
             crm,
             policy,
+            match_details: false,
             purposes,
             region,
             written: Cache::builder()
@@ -226,36 +236,55 @@ impl Pipeline {
             return Ok(Outcome::NoCustomerKey);
         }
 
-        let (record, policy) = if keys.is_empty() {
+        let mut extra = std::borrow::Cow::Borrowed(&job.extra_attributes);
+        let (record, policy, found) = if keys.is_empty() {
             // Only the sender's own attributes to write: saying found=false would be a lie.
             let mut policy = self.policy.clone();
             policy.found_attribute = None;
-            (None, std::borrow::Cow::Owned(policy))
+            (None, std::borrow::Cow::Owned(policy), Found::NotAsked)
         } else {
-            let found = self.crm.lookup(&keys.iter().collect::<Vec<_>>()).await?;
+            let answer = self.crm.lookup(&keys.iter().collect::<Vec<_>>()).await;
             if let Some(phone) = &keys.phone {
                 tracing::debug!(
                     caller = %Redacted::phone(phone.raw()),
-                    found = found.record.is_some(),
+                    found = answer.record.is_some(),
                     "CRM lookup done"
                 );
             }
-            (found.record, std::borrow::Cow::Borrowed(&self.policy))
+            let found = match &answer.verdict {
+                Verdict::Failed(e) => return Err(e.clone().into()),
+                Verdict::Found { .. } => Found::Yes,
+                Verdict::NotFound => Found::No,
+                Verdict::Ambiguous { .. } => Found::Ambiguous,
+            };
+            let details = matching::match_attributes(&answer, self.match_details);
+            if !details.is_empty() {
+                // Named under the prefix, like the record's fields; written beside them.
+                let named = details
+                    .into_iter()
+                    .map(|(name, value)| (self.policy.attribute_name(&name), value));
+                extra.to_mut().extend(named);
+            }
+            (answer.record, std::borrow::Cow::Borrowed(&self.policy), found)
         };
 
         let patch = merge::plan(
             &policy,
             record.as_deref(),
-            &job.extra_attributes,
+            &extra,
             &current,
             chrono::Utc::now(),
         );
-        let crm_miss = record.is_none() && !keys.is_empty();
+        let outcome = match found {
+            Found::No => Outcome::CrmMiss,
+            Found::Ambiguous => Outcome::CrmAmbiguous,
+            Found::Yes | Found::NotAsked => Outcome::Patched,
+        };
         if patch.is_empty() {
-            return Ok(if crm_miss {
-                Outcome::CrmMiss
-            } else {
+            return Ok(if outcome == Outcome::Patched {
                 Outcome::Unchanged
+            } else {
+                outcome
             });
         }
         match self
@@ -279,10 +308,16 @@ impl Pipeline {
                 Arc::new(merged),
             )
             .await;
-        Ok(if crm_miss {
-            Outcome::CrmMiss
-        } else {
-            Outcome::Patched
-        })
+        Ok(outcome)
     }
+}
+
+/// What the CRM said, for the outcome.
+#[derive(Clone, Copy)]
+enum Found {
+    Yes,
+    No,
+    Ambiguous,
+    /// No key to ask with: only the sender's attributes were written.
+    NotAsked,
 }

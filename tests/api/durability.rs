@@ -318,9 +318,9 @@ async fn events_accepted_while_the_crm_is_down_are_written_once_it_returns() {
     let app = spawn_app_with(|settings, sims| {
         use_http_crm(settings, &sims.crm);
         settings.genesys.rate_limit_per_minute = 0;
-        settings.crm.http.max_retries = 0;
-        settings.crm.breaker_failures = 3;
-        settings.crm.breaker_cooldown_ms = 100;
+        settings.crm.http.common.max_retries = 0;
+        settings.crm.http.common.breaker_failures = 3;
+        settings.crm.http.common.breaker_cooldown_ms = 100;
         settings.lookup.deadline_ms = 300;
         settings.lookup.write_attributes = false;
     })

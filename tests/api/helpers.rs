@@ -132,8 +132,8 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings, &Sims)) -> Tes
     // Quick retries, so the retry tests take milliseconds rather than seconds.
     settings.genesys.retry_base_ms = 10;
     settings.genesys.retry_max_ms = 200;
-    settings.crm.http.retry_base_ms = 10;
-    settings.crm.http.retry_max_ms = 200;
+    settings.crm.http.common.retry_base_ms = 10;
+    settings.crm.http.common.retry_max_ms = 200;
     settings.queue.retry_base_ms = 10;
     settings.queue.retry_max_ms = 200;
     settings.queue.poll_interval_ms = 20;
