@@ -36,7 +36,7 @@ use crate::retry::Retryable;
 
 pub use crate::domain::{CustomerKey, KeyKind};
 pub use candidate::{Candidate, CandidateSummary, MatchQuality};
-pub use chain::{CrmAnswer, CrmSources, SourceOutcome, SourceReport, Verdict};
+pub use chain::{ChainSettings, CrmAnswer, CrmSources, SourceOutcome, SourceReport, Verdict};
 
 /// A customer as the CRM returned it: a JSON object, flattened and mapped later by the merge
 /// policy.
@@ -197,5 +197,8 @@ pub fn from_settings(settings: &Settings) -> anyhow::Result<CrmSources> {
             ))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(CrmSources::new(sources, &settings.crm))
+    Ok(CrmSources::new(
+        sources,
+        chain::ChainSettings::from_settings(&settings.crm),
+    ))
 }

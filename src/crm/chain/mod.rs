@@ -129,6 +129,26 @@ enum Asked {
     Failed(CrmError),
 }
 
+/// How the sources are combined: `[crm]`'s chain and policy settings.
+#[derive(Debug, Clone)]
+pub struct ChainSettings {
+    pub key_order: Vec<KeyKind>,
+    pub mode: ChainMode,
+    pub matching: MatchSettings,
+    pub max_candidate_ids: usize,
+}
+
+impl ChainSettings {
+    pub fn from_settings(settings: &CrmSettings) -> Self {
+        Self {
+            key_order: settings.key_order.clone(),
+            mode: settings.chain_mode,
+            matching: settings.matching(),
+            max_candidate_ids: settings.max_candidate_ids,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct CrmSources {
     inner: Arc<Chain>,
@@ -136,23 +156,14 @@ pub struct CrmSources {
 
 struct Chain {
     sources: Vec<Source>,
-    key_order: Vec<KeyKind>,
-    mode: ChainMode,
-    matching: MatchSettings,
-    max_candidate_ids: usize,
+    settings: ChainSettings,
 }
 
 impl CrmSources {
-    /// `sources` in chain order, combined as `settings` (`[crm]`) says.
-    pub fn new(sources: Vec<Source>, settings: &CrmSettings) -> Self {
+    /// `sources` in chain order, combined as `settings` say.
+    pub fn new(sources: Vec<Source>, settings: ChainSettings) -> Self {
         Self {
-            inner: Arc::new(Chain {
-                sources,
-                key_order: settings.key_order.clone(),
-                mode: settings.chain_mode,
-                matching: settings.matching(),
-                max_candidate_ids: settings.max_candidate_ids,
-            }),
+            inner: Arc::new(Chain { sources, settings }),
         }
     }
 
@@ -180,13 +191,14 @@ impl CrmSources {
 
     /// Looks the customer up by `keys` over every source, as `crm.chain_mode` says.
     pub async fn lookup(&self, keys: &[CustomerKey]) -> CrmAnswer {
-        let chain = &self.inner;
+        let chain = &self.inner.settings;
+        let sources = &self.inner.sources;
         let mut reports = Vec::new();
         let mut failure: Option<CrmError> = None;
         // The first source that decided, and (merge) the fields merged so far.
         let mut decided: Option<(usize, KeyKind, Vec<Candidate>, Decision)> = None;
         let mut merged: Option<CrmRecord> = None;
-        for (i, source) in chain.sources.iter().enumerate() {
+        for (i, source) in sources.iter().enumerate() {
             if decided.is_some() && chain.mode == ChainMode::FirstHit {
                 reports.push(SourceReport {
                     source: source.name(),
@@ -270,8 +282,8 @@ impl CrmSources {
     /// One source, its keys in `crm.key_order`: the first key whose candidates survive the
     /// policy decides.
     async fn ask(&self, source: &Source, keys: &[CustomerKey], reports: &mut Vec<SourceReport>) -> Asked {
-        let matching = &self.inner.matching;
-        for kind in &self.inner.key_order {
+        let matching = &self.inner.settings.matching;
+        for kind in &self.inner.settings.key_order {
             if !source.serves(*kind) {
                 continue;
             }

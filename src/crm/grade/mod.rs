@@ -39,8 +39,10 @@ pub fn grade_phone(key: &CallerNumber, stored: &str, region: country::Id) -> Opt
                 MatchQuality::National
             });
         }
-        // Two numbers, each valid where it stands, that differ: whatever their last digits.
-        return None;
+        if k.valid && s.valid {
+            // Two numbers, each valid where it stands, that differ: whatever their last digits.
+            return None;
+        }
     }
     if k.explicit && s.explicit {
         // One side could not be parsed: the country-and-number digits must agree.
@@ -184,6 +186,8 @@ struct Side {
     /// Country code and number, for an explicit side (what follows the `+` or prefix).
     international: String,
     e164: Option<String>,
+    /// `e164` is a valid number (not just one of a possible length, like a 7-digit local one).
+    valid: bool,
     /// National significant number (E.164 without the country code).
     nsn: Option<String>,
     /// The national notation's digits, trunk prefix kept (`02079460018`).
@@ -209,7 +213,10 @@ impl Side {
         let plus = line.trim_start_matches(['(', ' ']).starts_with('+');
         let idd = if plus { 0 } else { idd_length(&digits, region) };
         let e164 = number.e164();
-        let nsn = e164.as_deref().and_then(national_significant);
+        let (nsn, valid) = e164
+            .as_deref()
+            .and_then(national_significant)
+            .map_or((None, false), |(nsn, valid)| (Some(nsn), valid));
         Some(Side {
             explicit: plus || idd > 0,
             international: digits[idd..].to_owned(),
@@ -218,6 +225,7 @@ impl Side {
                 .then(|| number.notation(Notation::NationalDigits)),
             digits,
             e164,
+            valid,
             nsn,
         })
     }
@@ -278,15 +286,15 @@ fn idd_length(digits: &str, region: country::Id) -> usize {
     }
 }
 
-/// The E.164 number without `+` and country code.
-fn national_significant(e164: &str) -> Option<String> {
+/// The E.164 number without `+` and country code, and whether it is a valid number.
+fn national_significant(e164: &str) -> Option<(String, bool)> {
     let parsed = std::panic::catch_unwind(|| phonenumber::parse(None, e164))
         .ok()?
         .ok()?;
+    let valid = std::panic::catch_unwind(|| phonenumber::is_valid(&parsed)).unwrap_or(false);
     let code = parsed.code().value().to_string();
-    e164.strip_prefix('+')?
-        .strip_prefix(code.as_str())
-        .map(str::to_owned)
+    let nsn = e164.strip_prefix('+')?.strip_prefix(code.as_str())?;
+    Some((nsn.to_owned(), valid))
 }
 
 #[cfg(test)]
