@@ -156,6 +156,11 @@ async fn every_output_of_the_data_action_is_a_string_lookup_returns_for_a_sample
     assert_eq!(result["firstName"], "Ada");
     assert_eq!(result["tier"], "gold");
     assert_eq!(result["openCases"], "2");
+    // How it was found: the file stores Ada's number without its country.
+    assert_eq!(result["matchCount"], "1");
+    assert_eq!(result["matchQuality"], "national");
+    assert_eq!(result["recordType"], "customer");
+    assert_eq!(result["recordId"], "C-1001");
 }
 
 #[tokio::test]
@@ -174,6 +179,8 @@ async fn a_caller_the_crm_does_not_know_still_fills_every_output_through_the_def
     assert_eq!(result["found"], "false");
     assert_eq!(result["reason"], "not_found");
     assert_eq!(result["firstName"], "");
+    assert_eq!(result["matchCount"], "0");
+    assert_eq!(result["recordId"], "");
 }
 
 pub(crate) fn property_names(schema: &Value) -> BTreeSet<String> {

@@ -1,7 +1,8 @@
 //! The deployment and Genesys-side artefacts, checked against the code they configure: the
-//! Dockerfile, docker-compose.yml, deploy/ (Prometheus, Grafana) and genesys/ (the data action,
-//! its Terraform twin, the EventBridge rule). None of them can be exercised here for real (no
-//! Docker engine, no Genesys org, no AWS account), so each test pins what would break them:
+//! Dockerfile, docker-compose.yml, deploy/ (Prometheus, Grafana), genesys/ (the data action,
+//! its Terraform twin, the EventBridge rule) and config/examples/ (each through check-config).
+//! None of them can be exercised here for real (no Docker engine, no Genesys org, no AWS
+//! account), so each test pins what would break them:
 //! a setting attrsync does not read, a path that is not there, a metric that does not exist,
 //! a data-action field `/v1/lookup` does not return.
 //!
@@ -25,6 +26,7 @@ mod compose;
 mod data_action;
 mod docker;
 mod eventbridge;
+mod examples;
 mod files;
 mod grafana;
 mod settings;
