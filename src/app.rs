@@ -167,7 +167,7 @@ pub fn label_values() -> Vec<LabelValues> {
         set(
             m::CANDIDATES_DROPPED,
             "reason",
-            vec!["not_matching", "below_minimum"],
+            crate::crm::grade::DROP_REASONS.to_vec(),
         ),
     ]
 }

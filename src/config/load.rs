@@ -32,9 +32,15 @@ const LIST_KEYS: &[&str] = &[
 /// silently ignored (serde would drop them).
 const MOVED_KEYS: &[(&str, &str)] = &[
     ("cache.ttl_secs", "crm.<source>.cache_ttl_secs"),
-    ("cache.not_found_ttl_secs", "crm.<source>.not_found_ttl_secs"),
+    (
+        "cache.not_found_ttl_secs",
+        "crm.<source>.not_found_ttl_secs",
+    ),
     ("crm.breaker_failures", "crm.<source>.breaker_failures"),
-    ("crm.breaker_cooldown_ms", "crm.<source>.breaker_cooldown_ms"),
+    (
+        "crm.breaker_cooldown_ms",
+        "crm.<source>.breaker_cooldown_ms",
+    ),
 ];
 
 /// The plain Genesys variables and the keys they set.

@@ -108,12 +108,14 @@ impl OAuthSettings {
                 if self.grant == OAuthGrant::JwtBearer && self.subject.trim().is_empty() {
                     return Err(required("subject"));
                 }
-                if self.grant == OAuthGrant::ClientAssertion && self.certificate.trim().is_empty()
-                {
+                if self.grant == OAuthGrant::ClientAssertion && self.certificate.trim().is_empty() {
                     return Err(required("certificate"));
                 }
                 if self.assertion_lifetime_secs == 0 {
-                    return Err(invalid(&key("assertion_lifetime_secs"), "must be greater than 0"));
+                    return Err(invalid(
+                        &key("assertion_lifetime_secs"),
+                        "must be greater than 0",
+                    ));
                 }
             }
         }
@@ -125,7 +127,10 @@ impl OAuthSettings {
             }
         }
         if self.token_lifetime_secs == 0 {
-            return Err(invalid(&key("token_lifetime_secs"), "must be greater than 0"));
+            return Err(invalid(
+                &key("token_lifetime_secs"),
+                "must be greater than 0",
+            ));
         }
         Ok(())
     }

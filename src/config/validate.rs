@@ -229,7 +229,10 @@ impl Settings {
         let pointers = [
             ("crm.http.record_id_pointer", &http.record_id_pointer),
             ("crm.http.record_type_pointer", &http.record_type_pointer),
-            ("crm.http.last_modified_pointer", &http.last_modified_pointer),
+            (
+                "crm.http.last_modified_pointer",
+                &http.last_modified_pointer,
+            ),
         ];
         let lists = [
             ("crm.http.phone_pointers", &http.phone_pointers),
@@ -294,6 +297,71 @@ mod tests {
             ("ATTRSYNC_CRM__HTTP__ALLOWED_HOSTS", "crm.example.com"),
         ])
         .is_ok());
+    }
+
+    #[test]
+    fn sources_are_listed_from_the_environment_and_each_adapter_only_once() {
+        let s = load(&[
+            ("ATTRSYNC_CRM__SOURCES", "http,file"),
+            (
+                "ATTRSYNC_CRM__HTTP__TEMPLATES__PHONE",
+                "https://crm.example.com/x?p={phone}",
+            ),
+            ("ATTRSYNC_CRM__HTTP__ALLOWED_HOSTS", "crm.example.com"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.crm.source_kinds(),
+            [CrmAdapterKind::Http, CrmAdapterKind::File]
+        );
+        let err = load(&[("ATTRSYNC_CRM__SOURCES", "file,file")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("crm.sources"), "{err}");
+        let err = load(&[("ATTRSYNC_CRM__SOURCES", "file,nosuch")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("nosuch"), "{err}");
+    }
+
+    #[test]
+    fn each_source_is_validated_naming_its_section() {
+        // http is not the adapter but is in the chain: its section must be complete.
+        let err = load(&[("ATTRSYNC_CRM__SOURCES", "file,http")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("crm.http.templates"), "{err}");
+        let err = load(&[("ATTRSYNC_CRM__FILE__TIMEOUT_MS", "0")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("crm.file.timeout_ms"), "{err}");
+        let err = load(&[
+            ("ATTRSYNC_CRM__ADAPTER", "http"),
+            (
+                "ATTRSYNC_CRM__HTTP__TEMPLATES__PHONE",
+                "https://crm.example.com/x?p={phone}",
+            ),
+            ("ATTRSYNC_CRM__HTTP__ALLOWED_HOSTS", "crm.example.com"),
+            ("ATTRSYNC_CRM__HTTP__PHONE_POINTERS", "phone"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("crm.http.phone_pointers"), "{err}");
+    }
+
+    #[test]
+    fn the_priority_policy_needs_its_record_types() {
+        let err = load(&[("ATTRSYNC_CRM__MATCH_POLICY", "priority")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("crm.match_priority"), "{err}");
+        let s = load(&[
+            ("ATTRSYNC_CRM__MATCH_POLICY", "priority"),
+            ("ATTRSYNC_CRM__MATCH_PRIORITY", "Contact,Lead"),
+        ])
+        .unwrap();
+        assert_eq!(s.crm.matching().priority, ["Contact", "Lead"]);
+        assert!(load(&[("ATTRSYNC_CRM__MIN_MATCH_QUALITY", "fuzzy")]).is_err());
     }
 
     #[test]

@@ -124,7 +124,10 @@ impl Breaker {
                 let now = Instant::now();
                 if now >= until {
                     self.set(&mut state, State::HalfOpen);
-                    tracing::info!(source = self.source, "CRM circuit half-open: trying one call");
+                    tracing::info!(
+                        source = self.source,
+                        "CRM circuit half-open: trying one call"
+                    );
                     Permit::Go
                 } else {
                     Permit::Refused(until - now)

@@ -118,14 +118,21 @@ mod tests {
     use super::*;
 
     fn at(rfc3339: &str) -> Option<DateTime<Utc>> {
-        Some(DateTime::parse_from_rfc3339(rfc3339).unwrap().with_timezone(&Utc))
+        Some(
+            DateTime::parse_from_rfc3339(rfc3339)
+                .unwrap()
+                .with_timezone(&Utc),
+        )
     }
 
     #[test]
     fn the_vendors_last_modified_formats_are_read() {
         let cases = [
             ("2024-01-02T03:04:05Z", at("2024-01-02T03:04:05Z")),
-            ("2024-01-02T03:04:05.123+02:00", at("2024-01-02T01:04:05.123Z")),
+            (
+                "2024-01-02T03:04:05.123+02:00",
+                at("2024-01-02T01:04:05.123Z"),
+            ),
             ("2024-01-02T03:04:05.000+0000", at("2024-01-02T03:04:05Z")),
             ("2024-01-02T03:04:05.000-0500", at("2024-01-02T08:04:05Z")),
             ("2024-01-02 03:04:05", at("2024-01-02T03:04:05Z")),
@@ -173,7 +180,10 @@ mod tests {
         assert!(!a.same_record(&candidate("http", "Contact", "003A")));
         assert!(!a.same_record(&candidate("salesforce", "Contact", "003B")));
         let anonymous = candidate("file", "customer", "");
-        assert!(!anonymous.same_record(&anonymous.clone()), "no id: never the same");
+        assert!(
+            !anonymous.same_record(&anonymous.clone()),
+            "no id: never the same"
+        );
         assert_eq!(a.label(), "Contact/003A");
         assert_eq!(anonymous.label(), "customer");
     }

@@ -86,7 +86,9 @@ impl FileCrm {
                 add(&mut crm.by_external_id, id, i);
             }
             for field in &settings.phone_fields {
-                if let Some(number) = text(&record, field).and_then(|t| CallerNumber::parse(&t, region)) {
+                if let Some(number) =
+                    text(&record, field).and_then(|t| CallerNumber::parse(&t, region))
+                {
                     add(&mut crm.by_phone, number.canonical(), i);
                 }
             }
@@ -109,7 +111,12 @@ impl FileCrm {
     }
 
     /// The records `index` holds for `key`, graded on `fields`.
-    fn candidates(&self, key: &CustomerKey, found: Option<&Vec<usize>>, fields: &[String]) -> Vec<Candidate> {
+    fn candidates(
+        &self,
+        key: &CustomerKey,
+        found: Option<&Vec<usize>>,
+        fields: &[String],
+    ) -> Vec<Candidate> {
         found
             .into_iter()
             .flatten()
@@ -201,9 +208,11 @@ impl CrmAdapter for FileCrm {
                 self.by_external_id.get(id.trim()),
                 one(&self.external_id_field),
             ),
-            CustomerKey::Phone(number) => {
-                self.candidates(key, self.by_phone.get(&number.canonical()), &self.phone_fields)
-            }
+            CustomerKey::Phone(number) => self.candidates(
+                key,
+                self.by_phone.get(&number.canonical()),
+                &self.phone_fields,
+            ),
             CustomerKey::Email(email) => self.candidates(
                 key,
                 self.by_email.get(&email.trim().to_lowercase()),
@@ -269,10 +278,18 @@ mod tests {
         let c = &found[0];
         assert_eq!(c.fields["id"], "C1");
         assert_eq!(
-            (c.record_type.as_str(), c.record_id.as_str(), c.matched_field.as_str()),
+            (
+                c.record_type.as_str(),
+                c.record_id.as_str(),
+                c.matched_field.as_str()
+            ),
             ("customer", "C1", "phone")
         );
-        assert_eq!(c.quality, MatchQuality::National, "the file does not say the country");
+        assert_eq!(
+            c.quality,
+            MatchQuality::National,
+            "the file does not say the country"
+        );
         assert!(crm.find(&phone("+13175550199")).await.unwrap().is_empty());
     }
 
@@ -284,7 +301,10 @@ mod tests {
         for (key, field) in [
             (CustomerKey::CustomerId("C1".into()), "id"),
             (CustomerKey::Email("ada@example.COM".into()), "email"),
-            (CustomerKey::ExternalContactId("X9".into()), "externalContactId"),
+            (
+                CustomerKey::ExternalContactId("X9".into()),
+                "externalContactId",
+            ),
             (phone("+442079460018"), "mobile"),
         ] {
             let found = crm.find(&key).await.unwrap();

@@ -23,7 +23,7 @@ use secrecy::ExposeSecret;
 use serde_json::Value;
 
 use super::candidate::{last_modified_of, Candidate, MatchQuality};
-use super::grade::{best_match, count_dropped};
+use super::grade::{best_match, count_dropped, NOT_MATCHING};
 use super::upstream::{http_client, Upstream};
 use super::{CrmAdapter, CrmError, CrmRecord, CustomerKey, KeyKind};
 use crate::config::{HttpAuthKind, HttpCrmSettings};
@@ -179,7 +179,12 @@ impl HttpCrm {
     }
 
     /// The candidates of a response body for `key`, found with `probe`.
-    fn extract(&self, key: &CustomerKey, probe: &Probe, body: &Value) -> Result<Vec<Candidate>, CrmError> {
+    fn extract(
+        &self,
+        key: &CustomerKey,
+        probe: &Probe,
+        body: &Value,
+    ) -> Result<Vec<Candidate>, CrmError> {
         let results = self.results(body)?;
         let graded_on: &[String] = match key {
             CustomerKey::Phone(_) => &self.phone_pointers,
@@ -198,13 +203,22 @@ impl HttpCrm {
                 Some(self.candidate(result, matched_field, quality))
             })
             .collect();
-        count_dropped(SOURCE, "not_matching", returned - candidates.len());
+        count_dropped(SOURCE, NOT_MATCHING, returned - candidates.len());
         Ok(candidates)
     }
 
-    fn candidate(&self, result: &CrmRecord, matched_field: String, quality: MatchQuality) -> Candidate {
+    fn candidate(
+        &self,
+        result: &CrmRecord,
+        matched_field: String,
+        quality: MatchQuality,
+    ) -> Candidate {
         let whole = Value::Object(result.clone());
-        let at = |pointer: &str| (!pointer.is_empty()).then(|| whole.pointer(pointer)).flatten();
+        let at = |pointer: &str| {
+            (!pointer.is_empty())
+                .then(|| whole.pointer(pointer))
+                .flatten()
+        };
         let text = |pointer: &str| {
             at(pointer).and_then(|v| match v {
                 Value::String(s) => Some(s.clone()),
@@ -217,12 +231,15 @@ impl HttpCrm {
         } else {
             self.fields
                 .iter()
-                .filter_map(|(name, pointer)| whole.pointer(pointer).map(|v| (name.clone(), v.clone())))
+                .filter_map(|(name, pointer)| {
+                    whole.pointer(pointer).map(|v| (name.clone(), v.clone()))
+                })
                 .collect()
         };
         Candidate {
             source: SOURCE,
-            record_type: text(&self.record_type_pointer).unwrap_or_else(|| self.record_type.clone()),
+            record_type: text(&self.record_type_pointer)
+                .unwrap_or_else(|| self.record_type.clone()),
             record_id: text(&self.record_id_pointer).unwrap_or_default(),
             matched_field,
             quality,
@@ -400,10 +417,14 @@ mod tests {
     fn field_pointers_pick_and_rename_values() {
         let a = adapter(|s| {
             s.results_pointer = String::new();
-            s.fields = [("tier", "/segment/tier"), ("name", "/firstName"), ("none", "/nope")]
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
+            s.fields = [
+                ("tier", "/segment/tier"),
+                ("name", "/firstName"),
+                ("none", "/nope"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         });
         let body = json!({"firstName": "Ada", "segment": {"tier": "gold"}});
         let record = &extract(&a, body).unwrap()[0].fields;
@@ -427,7 +448,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(found[0].record_type, "lead");
-        assert_eq!(found[1].record_type, "customer", "the fixed type when the pointer finds none");
+        assert_eq!(
+            found[1].record_type, "customer",
+            "the fixed type when the pointer finds none"
+        );
         assert_eq!(found[0].last_modified, found[1].last_modified);
         assert!(found[0].last_modified.is_some());
     }
@@ -466,7 +490,7 @@ mod tests {
                 Notation::NationalDigits,
                 Notation::International,
                 Notation::E164,
-            ]
+            ];
         });
         let grades: Vec<(String, MatchQuality)> = a
             .probes(&phone())

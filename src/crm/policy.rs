@@ -23,7 +23,9 @@ pub enum Decision {
         quality: MatchQuality,
     },
     /// `refuse` and more than one candidate competed.
-    Ambiguous { count: usize },
+    Ambiguous {
+        count: usize,
+    },
 }
 
 impl Decision {
@@ -108,7 +110,11 @@ mod tests {
     use crate::crm::CrmRecord;
 
     fn at(text: &str) -> Option<DateTime<Utc>> {
-        Some(DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc))
+        Some(
+            DateTime::parse_from_rfc3339(text)
+                .unwrap()
+                .with_timezone(&Utc),
+        )
     }
 
     fn c(record_type: &str, id: &str, quality: MatchQuality) -> Candidate {
@@ -162,13 +168,20 @@ mod tests {
     #[test]
     fn candidates_below_the_minimum_are_dropped_and_may_leave_nothing() {
         let list = [c("Contact", "1", Partial), c("Contact", "2", Partial)];
-        assert_eq!(decide(&list, &settings(MatchPolicy::First)), Decision::NotFound);
+        assert_eq!(
+            decide(&list, &settings(MatchPolicy::First)),
+            Decision::NotFound
+        );
         assert_eq!(below_minimum(&list, &settings(MatchPolicy::First)), 2);
         let mut lenient = settings(MatchPolicy::First);
         lenient.min_quality = Partial;
         assert!(matches!(
             decide(&list, &lenient),
-            Decision::Chosen { index: 0, count: 2, quality: Partial }
+            Decision::Chosen {
+                index: 0,
+                count: 2,
+                quality: Partial
+            }
         ));
     }
 
@@ -183,7 +196,11 @@ mod tests {
         assert_eq!(shortlist(&list, &settings(MatchPolicy::First)), [1, 3]);
         assert_eq!(
             decide(&list, &settings(MatchPolicy::First)),
-            Decision::Chosen { index: 1, count: 2, quality: Exact }
+            Decision::Chosen {
+                index: 1,
+                count: 2,
+                quality: Exact
+            }
         );
         // An exact match beats a national one even under refuse: one exact is not ambiguous.
         let one_exact = [c("Contact", "1", National), c("Contact", "2", Exact)];
@@ -240,7 +257,10 @@ mod tests {
 
     #[test]
     fn most_recent_puts_records_without_a_date_last() {
-        let list = [dated("undated", None), dated("dated", at("2020-01-01T00:00:00Z"))];
+        let list = [
+            dated("undated", None),
+            dated("dated", at("2020-01-01T00:00:00Z")),
+        ];
         assert_eq!(chosen_id(&list, MatchPolicy::MostRecent), Some("dated"));
         let none = [dated("a", None), dated("b", None)];
         assert_eq!(chosen_id(&none, MatchPolicy::MostRecent), Some("a"));
@@ -275,7 +295,11 @@ mod tests {
             c("Lead", "2", Exact),
             c("Account", "3", National),
         ];
-        for policy in [MatchPolicy::First, MatchPolicy::Priority, MatchPolicy::MostRecent] {
+        for policy in [
+            MatchPolicy::First,
+            MatchPolicy::Priority,
+            MatchPolicy::MostRecent,
+        ] {
             assert_eq!(decide(&list, &settings(policy)).count(), 2, "{policy:?}");
         }
     }

@@ -41,7 +41,12 @@ impl Source {
         Self::new(adapter, breaker, cache, ttls)
     }
 
-    pub fn new(adapter: Arc<dyn CrmAdapter>, breaker: Breaker, cache: AnswerCache, ttls: Ttls) -> Self {
+    pub fn new(
+        adapter: Arc<dyn CrmAdapter>,
+        breaker: Breaker,
+        cache: AnswerCache,
+        ttls: Ttls,
+    ) -> Self {
         Self {
             adapter,
             breaker: Arc::new(breaker),
@@ -135,7 +140,10 @@ mod tests {
         }
     }
 
-    fn source(answer: fn() -> Result<Vec<Candidate>, CrmError>, failures: u32) -> (Source, Arc<Scripted>) {
+    fn source(
+        answer: fn() -> Result<Vec<Candidate>, CrmError>,
+        failures: u32,
+    ) -> (Source, Arc<Scripted>) {
         let adapter = Arc::new(Scripted {
             calls: AtomicUsize::new(0),
             answer,

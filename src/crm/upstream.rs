@@ -31,7 +31,12 @@ impl Upstream {
         )
     }
 
-    pub fn new(source: &'static str, retry: RetryPolicy, budget: RateBudget, timeout: Duration) -> Self {
+    pub fn new(
+        source: &'static str,
+        retry: RetryPolicy,
+        budget: RateBudget,
+        timeout: Duration,
+    ) -> Self {
         Self {
             source,
             retry,
@@ -47,7 +52,11 @@ impl Upstream {
     /// Runs `attempt` until it succeeds, fails for good, or the retries run out (a
     /// `Retry-After` over `max_retry_after_secs` ends them). Each attempt first waits for the
     /// rate budget, then gets `timeout_ms`.
-    pub async fn call<T, F, Fut>(&self, operation: &'static str, mut attempt: F) -> Result<T, CrmError>
+    pub async fn call<T, F, Fut>(
+        &self,
+        operation: &'static str,
+        mut attempt: F,
+    ) -> Result<T, CrmError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, CrmError>>,

@@ -88,9 +88,8 @@ async fn check<E: Display>(probe: impl Future<Output = Result<(), E>>) -> String
 /// The CRM sources' checks, and the `crm` summary: "ok", "degraded: ..." (some source down or
 /// its circuit open) or "error: ..." (no source ready).
 async fn crm_checks(state: &AppState) -> (String, Vec<SourceCheck>) {
-    let readiness = match tokio::time::timeout(CHECK_LIMIT, state.crm.readiness()).await {
-        Ok(r) => r,
-        Err(_) => return ("error: timed out".to_owned(), Vec::new()),
+    let Ok(readiness) = tokio::time::timeout(CHECK_LIMIT, state.crm.readiness()).await else {
+        return ("error: timed out".to_owned(), Vec::new());
     };
     let checks: Vec<SourceCheck> = readiness
         .into_iter()

@@ -265,7 +265,11 @@ impl Pipeline {
                     .map(|(name, value)| (self.policy.attribute_name(&name), value));
                 extra.to_mut().extend(named);
             }
-            (answer.record, std::borrow::Cow::Borrowed(&self.policy), found)
+            (
+                answer.record,
+                std::borrow::Cow::Borrowed(&self.policy),
+                found,
+            )
         };
 
         let patch = merge::plan(

@@ -68,16 +68,25 @@ async fn refuse_answers_ambiguous_and_writes_only_found_false_and_the_count() {
     assert_eq!(answer["reason"], "ambiguous");
     assert_eq!(answer["matchCount"], "2");
     assert_eq!(answer["recordId"], "");
-    assert!(answer.get("firstName").is_none(), "nothing of the records: {answer}");
+    assert!(
+        answer.get("firstName").is_none(),
+        "nothing of the records: {answer}"
+    );
 
     let call = app.new_voice_call(ANI);
-    assert_eq!(app.post_genesys_event(&as_voice_call_from(eventbridge_start(&call), ANI)).await.status(), 202);
+    assert_eq!(
+        app.post_genesys_event(&as_voice_call_from(eventbridge_start(&call), ANI))
+            .await
+            .status(),
+        202
+    );
     app.settle().await;
     let written = app.customer_attributes(&call);
     assert_eq!(written["crm.found"], "false", "{written:?}");
     assert_eq!(written["crm.matchCount"], "2", "{written:?}");
     assert!(
-        written.keys().all(|k| !k.starts_with("crm.") || ["crm.found", "crm.matchCount", "crm.syncedAt"].contains(&k.as_str())),
+        written.keys().all(|k| !k.starts_with("crm.")
+            || ["crm.found", "crm.matchCount", "crm.syncedAt"].contains(&k.as_str())),
         "{written:?}"
     );
 }
@@ -88,7 +97,12 @@ async fn three_records(app: &TestApp) {
     for (id, kind, updated, name) in [
         ("L-1", "lead", "2024-03-01T00:00:00Z", "Lead Lovelace"),
         ("C-1", "contact", "2023-01-01T00:00:00Z", "Contact Lovelace"),
-        ("A-1", "account", "2024-06-01T00:00:00.000+0000", "Account Lovelace"),
+        (
+            "A-1",
+            "account",
+            "2024-06-01T00:00:00.000+0000",
+            "Account Lovelace",
+        ),
     ] {
         assert!(app.crm.insert(json!({
             "id": id, "type": kind, "updatedAt": updated, "name": name, "phone": "+13175550125"
@@ -96,7 +110,11 @@ async fn three_records(app: &TestApp) {
     }
 }
 
-fn several_records_crm(s: &mut attrsync::config::Settings, crm: &attrsync::simulator::CrmSim, policy: MatchPolicy) {
+fn several_records_crm(
+    s: &mut attrsync::config::Settings,
+    crm: &attrsync::simulator::CrmSim,
+    policy: MatchPolicy,
+) {
     use_http_crm(s, crm);
     s.crm.http.record_type_pointer = "/type".into();
     s.crm.http.last_modified_pointer = "/updatedAt".into();
@@ -107,7 +125,8 @@ fn several_records_crm(s: &mut attrsync::config::Settings, crm: &attrsync::simul
 
 #[tokio::test]
 async fn several_records_from_the_rest_crm_are_decided_by_priority() {
-    let app = spawn_app_with(|s, sims| several_records_crm(s, &sims.crm, MatchPolicy::Priority)).await;
+    let app =
+        spawn_app_with(|s, sims| several_records_crm(s, &sims.crm, MatchPolicy::Priority)).await;
     three_records(&app).await;
     let answer = lookup(&app, ANI).await;
     assert_eq!(answer["name"], "Contact Lovelace", "{answer}");
@@ -117,7 +136,8 @@ async fn several_records_from_the_rest_crm_are_decided_by_priority() {
 
 #[tokio::test]
 async fn several_records_from_the_rest_crm_are_decided_by_the_most_recent() {
-    let app = spawn_app_with(|s, sims| several_records_crm(s, &sims.crm, MatchPolicy::MostRecent)).await;
+    let app =
+        spawn_app_with(|s, sims| several_records_crm(s, &sims.crm, MatchPolicy::MostRecent)).await;
     three_records(&app).await;
     let answer = lookup(&app, ANI).await;
     assert_eq!(answer["name"], "Account Lovelace", "{answer}");
@@ -134,7 +154,12 @@ async fn match_details_are_written_beside_the_chosen_record() {
     .await;
     three_records(&app).await;
     let call = app.new_voice_call(ANI);
-    assert_eq!(app.post_genesys_event(&as_voice_call_from(eventbridge_start(&call), ANI)).await.status(), 202);
+    assert_eq!(
+        app.post_genesys_event(&as_voice_call_from(eventbridge_start(&call), ANI))
+            .await
+            .status(),
+        202
+    );
     app.settle().await;
     let written = app.customer_attributes(&call);
     assert_eq!(written["crm.found"], "true", "{written:?}");
@@ -156,13 +181,21 @@ async fn a_result_whose_graded_fields_do_not_hold_the_number_is_dropped() {
         s.crm.http.phone_pointers = vec!["/mobile".into()];
     })
     .await;
-    assert!(app.crm.insert(json!({"id": "X-1", "firstName": "Found by phone", "phone": "+13175550125"})));
+    assert!(app
+        .crm
+        .insert(json!({"id": "X-1", "firstName": "Found by phone", "phone": "+13175550125"})));
     let answer = lookup(&app, ANI).await;
     assert_eq!(answer["found"], "false", "{answer}");
     assert_eq!(answer["reason"], "not_found");
-    assert_eq!(app.crm.requests(), 1, "the CRM was asked and answered one record");
+    assert_eq!(
+        app.crm.requests(),
+        1,
+        "the CRM was asked and answered one record"
+    );
 
-    assert!(app.crm.insert(json!({"id": "X-2", "firstName": "Mobile", "mobile": "+13175550126"})));
+    assert!(app
+        .crm
+        .insert(json!({"id": "X-2", "firstName": "Mobile", "mobile": "+13175550126"})));
     let answer = lookup(&app, "tel:+13175550126").await;
     assert_eq!(answer["firstName"], "Mobile", "{answer}");
     assert_eq!(answer["matchQuality"], "exact");
@@ -191,7 +224,10 @@ async fn the_file_answers_while_the_rest_crms_circuit_is_open() {
     let first = lookup(&app, ANI).await;
     assert_eq!(first["found"], "true", "{first}");
     assert_eq!(first["firstName"], "Ada");
-    assert_eq!(first["matchQuality"], "national", "the file does not store the country");
+    assert_eq!(
+        first["matchQuality"], "national",
+        "the file does not store the country"
+    );
     let second = lookup(&app, ANI).await;
     assert_eq!(second["found"], "true", "{second}");
     assert_eq!(app.crm.requests(), 1, "the open circuit spared the CRM");
@@ -215,7 +251,10 @@ async fn a_failing_first_source_and_an_unknown_caller_is_an_error_not_a_miss() {
     app.crm.set_down(true);
     let answer = lookup(&app, "tel:+13125550999").await;
     assert_eq!(answer["found"], "false", "{answer}");
-    assert_eq!(answer["reason"], "crm_error", "the CRM might know the caller");
+    assert_eq!(
+        answer["reason"], "crm_error",
+        "the CRM might know the caller"
+    );
 }
 
 fn crm_ada() -> Value {
@@ -229,7 +268,10 @@ async fn first_hit_answers_from_the_first_source_that_knows_the_caller() {
     let answer = lookup(&app, ANI).await;
     assert_eq!(answer["tier"], "platinum", "{answer}");
     assert_eq!(answer["recordId"], "SF-9");
-    assert!(answer.get("accountManager").is_none(), "the file was not asked: {answer}");
+    assert!(
+        answer.get("accountManager").is_none(),
+        "the file was not asked: {answer}"
+    );
 
     // A caller the CRM does not know: the file answers.
     let answer = lookup(&app, "tel:+442079460018").await;
@@ -241,9 +283,18 @@ async fn merge_fills_the_first_sources_gaps_from_the_next() {
     let app = spawn_app_with(|s, sims| chain(s, &sims.crm, ChainMode::Merge)).await;
     assert!(app.crm.insert(crm_ada()));
     let answer = lookup(&app, ANI).await;
-    assert_eq!(answer["tier"], "platinum", "the earlier source wins: {answer}");
-    assert_eq!(answer["accountManager"], "Grace Hopper", "the file fills the gap");
-    assert_eq!(answer["recordId"], "SF-9", "the identity is the first source's");
+    assert_eq!(
+        answer["tier"], "platinum",
+        "the earlier source wins: {answer}"
+    );
+    assert_eq!(
+        answer["accountManager"], "Grace Hopper",
+        "the file fills the gap"
+    );
+    assert_eq!(
+        answer["recordId"], "SF-9",
+        "the identity is the first source's"
+    );
     assert_eq!(answer["matchQuality"], "exact");
 }
 

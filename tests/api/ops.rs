@@ -26,7 +26,10 @@ async fn readyz_answers_ready_when_a_token_can_be_obtained() {
     assert_eq!(body["checks"]["crm"], "ok", "{body}");
     assert_eq!(body["checks"]["crm_sources"][0]["name"], "file", "{body}");
     assert_eq!(body["checks"]["crm_sources"][0]["adapter"], "ok", "{body}");
-    assert_eq!(body["checks"]["crm_sources"][0]["circuit"], "closed", "{body}");
+    assert_eq!(
+        body["checks"]["crm_sources"][0]["circuit"], "closed",
+        "{body}"
+    );
     assert_eq!(body["checks"]["queue"], "ok", "{body}");
     assert_eq!(app.genesys.stats().tokens_issued, 1);
 }

@@ -10,8 +10,14 @@ use super::*;
 /// Every sample and the variables it needs besides the Genesys credentials and inbound secrets.
 const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
     ("file.toml", &[]),
-    ("http.toml", &[("ATTRSYNC_CRM__HTTP__TOKEN", "example-crm-token")]),
-    ("chained.toml", &[("ATTRSYNC_CRM__HTTP__TOKEN", "example-crm-token")]),
+    (
+        "http.toml",
+        &[("ATTRSYNC_CRM__HTTP__TOKEN", "example-crm-token")],
+    ),
+    (
+        "chained.toml",
+        &[("ATTRSYNC_CRM__HTTP__TOKEN", "example-crm-token")],
+    ),
 ];
 
 /// What every sample needs: Genesys's credentials and a secret for each inbound group.
@@ -20,7 +26,10 @@ const BASE_ENV: &[(&str, &str)] = &[
     ("GENESYS_CLIENT_SECRET", "example-client-secret"),
     ("GENESYS_REGION", "mypurecloud.ie"),
     ("ATTRSYNC_AUTH__GENESYS__SECRETS", "example-api-key"),
-    ("ATTRSYNC_AUTH__CTI__SECRETS", "whsec_ZXhhbXBsZS1jdGktc2lnbmluZy1zZWNyZXQ="),
+    (
+        "ATTRSYNC_AUTH__CTI__SECRETS",
+        "whsec_ZXhhbXBsZS1jdGktc2lnbmluZy1zZWNyZXQ=",
+    ),
     ("ATTRSYNC_AUTH__LOOKUP__SECRETS", "example-lookup-password"),
 ];
 
@@ -50,12 +59,20 @@ fn every_sample_configuration_is_listed_here() {
     let dir = repo().join("config/examples");
     let mut found: Vec<String> = std::fs::read_dir(&dir)
         .expect("config/examples/")
-        .map(|e| e.expect("an entry").file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            e.expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     found.sort();
     let mut listed: Vec<String> = EXAMPLES.iter().map(|(f, _)| (*f).to_owned()).collect();
     listed.sort();
-    assert_eq!(found, listed, "add each sample to EXAMPLES with the variables it needs");
+    assert_eq!(
+        found, listed,
+        "add each sample to EXAMPLES with the variables it needs"
+    );
 }
 
 #[test]
@@ -66,18 +83,27 @@ fn every_sample_configuration_passes_check_config() {
         let stdout = String::from_utf8_lossy(&output.stdout);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(output.status.success(), "{file}: {stderr}");
-        assert!(stderr.contains("configuration is valid"), "{file}: {stderr}");
+        assert!(
+            stderr.contains("configuration is valid"),
+            "{file}: {stderr}"
+        );
         // What check-config prints is the sample's configuration, secrets redacted.
         for secret in SECRETS {
-            assert!(!stdout.contains(secret), "{file}: check-config printed a secret");
+            assert!(
+                !stdout.contains(secret),
+                "{file}: check-config printed a secret"
+            );
         }
         let text = std::fs::read_to_string(&path).unwrap();
         let sample: toml::Table = toml::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
-        let printed: toml::Table = toml::from_str(&stdout).unwrap_or_else(|e| panic!("{file}: {e}"));
-        let sources = sample["crm"].get("sources").or(sample["crm"].get("adapter"));
-        let effective = printed["crm"].get("sources").filter(|s| {
-            s.as_array().is_some_and(|a| !a.is_empty())
-        });
+        let printed: toml::Table =
+            toml::from_str(&stdout).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let sources = sample["crm"]
+            .get("sources")
+            .or(sample["crm"].get("adapter"));
+        let effective = printed["crm"]
+            .get("sources")
+            .filter(|s| s.as_array().is_some_and(|a| !a.is_empty()));
         match effective {
             Some(listed) => assert_eq!(Some(listed), sources, "{file}"),
             None => assert_eq!(printed["crm"].get("adapter"), sources, "{file}"),
@@ -89,7 +115,10 @@ fn every_sample_configuration_passes_check_config() {
 fn a_sample_that_no_longer_validates_fails_check_config_naming_the_key() {
     // What makes the test above meaningful: check-config does fail, and says where.
     let text = std::fs::read_to_string(repo().join("config/examples/chained.toml")).unwrap();
-    let broken = text.replace(r#"sources = ["http", "file"]"#, r#"sources = ["http", "http"]"#);
+    let broken = text.replace(
+        r#"sources = ["http", "file"]"#,
+        r#"sources = ["http", "http"]"#,
+    );
     assert_ne!(broken, text);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("broken.toml");

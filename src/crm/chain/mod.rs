@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use super::cache::CacheUse;
 use super::candidate::{Candidate, CandidateSummary, MatchQuality};
-use super::grade::count_dropped;
+use super::grade::{count_dropped, BELOW_MINIMUM};
 use super::policy::{below_minimum, decide, shortlist, Decision};
 use super::source::Source;
 use super::{CrmError, CrmRecord, CustomerKey, KeyKind};
@@ -281,7 +281,12 @@ impl CrmSources {
 
     /// One source, its keys in `crm.key_order`: the first key whose candidates survive the
     /// policy decides.
-    async fn ask(&self, source: &Source, keys: &[CustomerKey], reports: &mut Vec<SourceReport>) -> Asked {
+    async fn ask(
+        &self,
+        source: &Source,
+        keys: &[CustomerKey],
+        reports: &mut Vec<SourceReport>,
+    ) -> Asked {
         let matching = &self.inner.settings.matching;
         for kind in &self.inner.settings.key_order {
             if !source.serves(*kind) {
@@ -310,7 +315,11 @@ impl CrmSources {
                 report.cache = cache;
                 report.candidates = candidates.len();
                 if cache != CacheUse::Hit {
-                    count_dropped(source.name(), "below_minimum", below_minimum(&candidates, matching));
+                    count_dropped(
+                        source.name(),
+                        BELOW_MINIMUM,
+                        below_minimum(&candidates, matching),
+                    );
                 }
                 let decision = decide(&candidates, matching);
                 report.outcome = match decision {

@@ -126,8 +126,20 @@ async fn first_hit_takes_the_first_source_that_finds_and_skips_the_rest() {
         MatchPolicy::First,
         vec![
             ("http", vec![]),
-            ("file", vec![(id("C1"), Ok(vec![record("C1", "customer", json!({"a": 1})) ]))]),
-            ("salesforce", vec![(id("C1"), Ok(vec![record("003", "Contact", json!({"b": 2}))]))]),
+            (
+                "file",
+                vec![(
+                    id("C1"),
+                    Ok(vec![record("C1", "customer", json!({"a": 1}))]),
+                )],
+            ),
+            (
+                "salesforce",
+                vec![(
+                    id("C1"),
+                    Ok(vec![record("003", "Contact", json!({"b": 2}))]),
+                )],
+            ),
         ],
     );
     let answer = built.sources.lookup(&[id("C1")]).await;
@@ -138,7 +150,11 @@ async fn first_hit_takes_the_first_source_that_finds_and_skips_the_rest() {
     assert!(!answer.record.as_ref().unwrap().contains_key("b"));
     assert_eq!(
         outcomes(&answer),
-        [("http", "not_found"), ("file", "found"), ("salesforce", "skipped")]
+        [
+            ("http", "not_found"),
+            ("file", "found"),
+            ("salesforce", "skipped")
+        ]
     );
     assert_eq!(built.tables[2].calls.load(Ordering::SeqCst), 0, "not asked");
 }
@@ -150,11 +166,18 @@ async fn first_hit_skips_a_failing_source_and_answers_from_the_next() {
         MatchPolicy::First,
         vec![
             ("http", vec![(id("C1"), Err(CrmError::Timeout))]),
-            ("file", vec![(id("C1"), Ok(vec![record("C1", "customer", json!({})) ]))]),
+            (
+                "file",
+                vec![(id("C1"), Ok(vec![record("C1", "customer", json!({}))]))],
+            ),
         ],
     );
     let answer = built.sources.lookup(&[id("C1")]).await;
-    assert!(matches!(answer.verdict, Verdict::Found { .. }), "{:?}", answer.verdict);
+    assert!(
+        matches!(answer.verdict, Verdict::Found { .. }),
+        "{:?}",
+        answer.verdict
+    );
     assert_eq!(outcomes(&answer), [("http", "error"), ("file", "found")]);
     assert_eq!(
         answer.sources[0].outcome,
@@ -166,7 +189,9 @@ async fn first_hit_skips_a_failing_source_and_answers_from_the_next() {
     assert!(matches!(again.verdict, Verdict::Found { .. }));
     assert_eq!(
         again.sources[0].outcome,
-        SourceOutcome::Error { kind: "circuit_open" }
+        SourceOutcome::Error {
+            kind: "circuit_open"
+        }
     );
     assert_eq!(built.tables[0].calls.load(Ordering::SeqCst), 1);
 }
@@ -176,7 +201,10 @@ async fn first_hit_fails_rather_than_say_not_found_when_a_source_failed() {
     let built = chain(
         ChainMode::FirstHit,
         MatchPolicy::First,
-        vec![("file", vec![]), ("http", vec![(id("C1"), Err(CrmError::Timeout))])],
+        vec![
+            ("file", vec![]),
+            ("http", vec![(id("C1"), Err(CrmError::Timeout))]),
+        ],
     );
     let answer = built.sources.lookup(&[id("C1")]).await;
     assert!(matches!(answer.verdict, Verdict::Failed(CrmError::Timeout)));
@@ -185,20 +213,29 @@ async fn first_hit_fails_rather_than_say_not_found_when_a_source_failed() {
 
 #[tokio::test]
 async fn first_hit_keeps_an_ambiguous_answer_and_asks_no_further() {
-    let two = vec![record("L1", "Lead", json!({})), record("C1", "Contact", json!({}))];
+    let two = vec![
+        record("L1", "Lead", json!({})),
+        record("C1", "Contact", json!({})),
+    ];
     let built = chain(
         ChainMode::FirstHit,
         MatchPolicy::Refuse,
         vec![
             ("http", vec![(id("X"), Ok(two))]),
-            ("file", vec![(id("X"), Ok(vec![record("F", "customer", json!({}))]))]),
+            (
+                "file",
+                vec![(id("X"), Ok(vec![record("F", "customer", json!({}))]))],
+            ),
         ],
     );
     let answer = built.sources.lookup(&[id("X")]).await;
     assert!(matches!(answer.verdict, Verdict::Ambiguous { count: 2 }));
     assert!(answer.record.is_none() && answer.chosen.is_none());
     assert_eq!(answer.candidate_ids, ["Lead/L1", "Contact/C1"]);
-    assert_eq!(outcomes(&answer), [("http", "ambiguous"), ("file", "skipped")]);
+    assert_eq!(
+        outcomes(&answer),
+        [("http", "ambiguous"), ("file", "skipped")]
+    );
 }
 
 #[tokio::test]
@@ -209,8 +246,17 @@ async fn keys_are_tried_in_order_within_each_source_before_the_next_source() {
         ChainMode::FirstHit,
         MatchPolicy::First,
         vec![
-            ("http", vec![(email("a@x.com"), Ok(vec![record("H", "customer", json!({}))]))]),
-            ("file", vec![(id("C1"), Ok(vec![record("F", "customer", json!({}))]))]),
+            (
+                "http",
+                vec![(
+                    email("a@x.com"),
+                    Ok(vec![record("H", "customer", json!({}))]),
+                )],
+            ),
+            (
+                "file",
+                vec![(id("C1"), Ok(vec![record("F", "customer", json!({}))]))],
+            ),
         ],
     );
     let answer = built.sources.lookup(&[email("a@x.com"), id("C1")]).await;
@@ -230,9 +276,29 @@ async fn merge_asks_every_source_and_earlier_sources_win_each_field() {
         ChainMode::Merge,
         MatchPolicy::First,
         vec![
-            ("http", vec![(id("C1"), Ok(vec![record("H1", "customer", json!({"name": "Ada", "tier": "gold"}))]))]),
+            (
+                "http",
+                vec![(
+                    id("C1"),
+                    Ok(vec![record(
+                        "H1",
+                        "customer",
+                        json!({"name": "Ada", "tier": "gold"}),
+                    )]),
+                )],
+            ),
             ("file", vec![]),
-            ("salesforce", vec![(id("C1"), Ok(vec![record("003", "Contact", json!({"tier": "silver", "owner": "Grace"}))]))]),
+            (
+                "salesforce",
+                vec![(
+                    id("C1"),
+                    Ok(vec![record(
+                        "003",
+                        "Contact",
+                        json!({"tier": "silver", "owner": "Grace"}),
+                    )]),
+                )],
+            ),
         ],
     );
     let answer = built.sources.lookup(&[id("C1")]).await;
@@ -244,7 +310,11 @@ async fn merge_asks_every_source_and_earlier_sources_win_each_field() {
     assert_eq!((chosen.source, chosen.record_id.as_str()), ("http", "H1"));
     assert_eq!(
         outcomes(&answer),
-        [("http", "found"), ("file", "not_found"), ("salesforce", "found")]
+        [
+            ("http", "found"),
+            ("file", "not_found"),
+            ("salesforce", "found")
+        ]
     );
 }
 
@@ -254,8 +324,20 @@ async fn merge_uses_what_answered_when_a_source_fails_and_fails_only_when_nothin
         ChainMode::Merge,
         MatchPolicy::First,
         vec![
-            ("http", vec![(id("C1"), Err(CrmError::Status { status: 503, retry_after: None }))]),
-            ("file", vec![(id("C1"), Ok(vec![record("F", "customer", json!({"a": 1}))]))]),
+            (
+                "http",
+                vec![(
+                    id("C1"),
+                    Err(CrmError::Status {
+                        status: 503,
+                        retry_after: None,
+                    }),
+                )],
+            ),
+            (
+                "file",
+                vec![(id("C1"), Ok(vec![record("F", "customer", json!({"a": 1}))]))],
+            ),
         ],
     );
     let answer = built.sources.lookup(&[id("C1")]).await;
@@ -281,8 +363,20 @@ async fn merge_with_an_ambiguous_first_source_is_ambiguous() {
         ChainMode::Merge,
         MatchPolicy::Refuse,
         vec![
-            ("http", vec![(id("X"), Ok(vec![record("A", "customer", json!({})), record("B", "customer", json!({}))]))]),
-            ("file", vec![(id("X"), Ok(vec![record("F", "customer", json!({"a": 1}))]))]),
+            (
+                "http",
+                vec![(
+                    id("X"),
+                    Ok(vec![
+                        record("A", "customer", json!({})),
+                        record("B", "customer", json!({})),
+                    ]),
+                )],
+            ),
+            (
+                "file",
+                vec![(id("X"), Ok(vec![record("F", "customer", json!({"a": 1}))]))],
+            ),
         ],
     );
     let answer = built.sources.lookup(&[id("X")]).await;
@@ -301,7 +395,10 @@ async fn candidates_below_the_minimum_quality_are_not_found() {
     );
     let answer = built.sources.lookup(&[id("X")]).await;
     assert!(matches!(answer.verdict, Verdict::NotFound));
-    assert_eq!(answer.sources[0].candidates, 1, "reported before the policy");
+    assert_eq!(
+        answer.sources[0].candidates, 1,
+        "reported before the policy"
+    );
 }
 
 #[tokio::test]
@@ -319,13 +416,21 @@ async fn the_policy_picks_among_several_and_candidate_ids_are_capped() {
     let answer = built.sources.lookup(&[id("X")]).await;
     assert!(matches!(answer.verdict, Verdict::Found { count: 3, .. }));
     assert_eq!(answer.chosen.as_ref().unwrap().record_id, "C1");
-    assert_eq!(answer.candidate_ids, ["Account/A1", "Lead/L1"], "capped at 2");
+    assert_eq!(
+        answer.candidate_ids,
+        ["Account/A1", "Lead/L1"],
+        "capped at 2"
+    );
     assert_eq!(answer.match_count(), 3);
 }
 
 #[tokio::test]
 async fn a_source_is_never_asked_about_a_key_kind_it_does_not_serve() {
-    let built = chain(ChainMode::FirstHit, MatchPolicy::First, vec![("http", vec![])]);
+    let built = chain(
+        ChainMode::FirstHit,
+        MatchPolicy::First,
+        vec![("http", vec![])],
+    );
     let phone = CustomerKey::Phone(
         crate::phone::CallerNumber::parse("+13175550125", phonenumber::country::Id::US).unwrap(),
     );

@@ -26,6 +26,13 @@ use crate::phone::{CallerNumber, Notation};
 /// A partial match needs at least this many digits in common: fewer would match strangers.
 pub const PARTIAL_MIN_DIGITS: usize = 7;
 
+/// `reason` of `attrsync_crm_candidates_dropped_total`: the record's fields do not hold the key.
+pub const NOT_MATCHING: &str = "not_matching";
+/// `reason` of `attrsync_crm_candidates_dropped_total`: graded below `crm.min_match_quality`.
+pub const BELOW_MINIMUM: &str = "below_minimum";
+/// Every `reason` of `attrsync_crm_candidates_dropped_total`.
+pub const DROP_REASONS: [&str; 2] = [NOT_MATCHING, BELOW_MINIMUM];
+
 /// How well the phone number `stored` (as a CRM holds it) matches the caller number `key`;
 /// `region` is `phone.default_region`, for stored numbers without a country code.
 pub fn grade_phone(key: &CallerNumber, stored: &str, region: country::Id) -> Option<MatchQuality> {
@@ -134,7 +141,7 @@ pub fn grade_records(
             })
         })
         .collect();
-    count_dropped(source, "not_matching", returned - kept.len());
+    count_dropped(source, NOT_MATCHING, returned - kept.len());
     kept
 }
 

@@ -22,7 +22,12 @@ fn phone_grades_follow_the_documented_rules() {
         ("tel:+13175550125", "011 1 317 555 0125", Id::US, EXACT),
         ("tel:+442079460018", "+44 20 7946 0018", Id::US, EXACT),
         ("tel:+442079460018", "0044 20 7946 0018", Id::GB, EXACT),
-        ("sip:+13175550125@10.0.0.1;user=phone", "+13175550125", Id::US, EXACT),
+        (
+            "sip:+13175550125@10.0.0.1;user=phone",
+            "+13175550125",
+            Id::US,
+            EXACT,
+        ),
         ("tel:+13175550125", "+1 317 555 0125 ext. 12", Id::US, EXACT),
         ("tel:+13175550125", "+1-317-555-0125 x12", Id::US, EXACT),
         // national: the same number, the country unknown on one side
@@ -66,8 +71,16 @@ fn grading_never_panics_on_odd_stored_text() {
     let key = number("tel:+13175550125");
     let long = "9".repeat(10_000);
     for stored in [
-        "+", "++1", "()", "tel:", "<sip:>", "+99999999999999999999999", "\u{0663}\u{0661}\u{0667}",
-        long.as_str(), "'; DROP TABLE x; --", "1' OR '1'='1",
+        "+",
+        "++1",
+        "()",
+        "tel:",
+        "<sip:>",
+        "+99999999999999999999999",
+        "\u{0663}\u{0661}\u{0667}",
+        long.as_str(),
+        "'; DROP TABLE x; --",
+        "1' OR '1'='1",
     ] {
         let _ = grade_phone(&key, stored, Id::US);
     }
@@ -76,8 +89,18 @@ fn grading_never_panics_on_odd_stored_text() {
 #[test]
 fn ids_are_exact_and_emails_ignore_case_and_spaces() {
     let cases: &[(KeyKind, &str, &str, Option<MatchQuality>)] = &[
-        (KeyKind::Email, "Ada@Example.com", " ada@example.COM ", EXACT),
-        (KeyKind::Email, "ÉMILIE@example.fr", "émilie@example.fr", EXACT),
+        (
+            KeyKind::Email,
+            "Ada@Example.com",
+            " ada@example.COM ",
+            EXACT,
+        ),
+        (
+            KeyKind::Email,
+            "ÉMILIE@example.fr",
+            "émilie@example.fr",
+            EXACT,
+        ),
         (KeyKind::Email, "ada@example.com", "ada@example.co", None),
         (KeyKind::Email, "ada@example.com", "*@example.com", None),
         (KeyKind::CustomerId, "C-1001", " C-1001", EXACT),
@@ -109,14 +132,22 @@ fn the_best_field_wins_and_the_first_listed_on_a_tie() {
         "Fax": "555-0125",
     }));
     assert_eq!(
-        best_match(&key, &fields, &["Fax", "Phone", "MobilePhone", "OtherPhone"], Id::US),
+        best_match(
+            &key,
+            &fields,
+            &["Fax", "Phone", "MobilePhone", "OtherPhone"],
+            Id::US
+        ),
         Some(("MobilePhone".to_owned(), MatchQuality::Exact))
     );
     assert_eq!(
         best_match(&key, &fields, &["Fax"], Id::US),
         Some(("Fax".to_owned(), MatchQuality::Partial))
     );
-    assert_eq!(best_match(&key, &fields, &["Name", "Missing"], Id::US), None);
+    assert_eq!(
+        best_match(&key, &fields, &["Name", "Missing"], Id::US),
+        None
+    );
 }
 
 #[test]
@@ -136,7 +167,10 @@ fn pointers_and_arrays_are_graded_too() {
         EXACT
     );
     let id = CustomerKey::CustomerId("5".into());
-    assert_eq!(best_match(&id, &fields, &["n"], Id::US).map(|(_, q)| q), EXACT);
+    assert_eq!(
+        best_match(&id, &fields, &["n"], Id::US).map(|(_, q)| q),
+        EXACT
+    );
 }
 
 #[test]
@@ -158,7 +192,13 @@ fn records_that_do_not_match_the_key_are_dropped() {
             fields: record(json!({"Phone": "(317) 555-9999", "Name": "Stranger"})),
         },
     ];
-    let kept = grade_records("salesforce", &key, records, &["Phone", "MobilePhone"], Id::US);
+    let kept = grade_records(
+        "salesforce",
+        &key,
+        records,
+        &["Phone", "MobilePhone"],
+        Id::US,
+    );
     assert_eq!(kept.len(), 1);
     let c = &kept[0];
     assert_eq!(

@@ -124,6 +124,14 @@ pub struct Defaults {
     pub scope: Option<String>,
 }
 
+/// A token request: its form fields and, for HTTP Basic client authentication, the
+/// `Authorization` header.
+#[derive(Debug, Clone)]
+pub struct TokenRequest {
+    pub form: Vec<(&'static str, String)>,
+    pub authorization: Option<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct OAuthClient {
     pub token_url: url::Url,
@@ -138,11 +146,17 @@ pub struct OAuthClient {
 impl OAuthClient {
     /// The client `settings` (the table `section`, e.g. `crm.salesforce.oauth`) describe, with
     /// the adapter's `defaults` for what they leave empty. Errors name the key.
-    pub fn from_settings(settings: &OAuthSettings, section: &str, defaults: Defaults) -> anyhow::Result<Self> {
+    pub fn from_settings(
+        settings: &OAuthSettings,
+        section: &str,
+        defaults: Defaults,
+    ) -> anyhow::Result<Self> {
         let key = |name: &str| format!("{section}.{name}");
         let nonempty = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
         let token_url = match nonempty(&settings.token_url) {
-            Some(url) => url::Url::parse(&url).map_err(|e| anyhow::anyhow!("{}: {e}", key("token_url")))?,
+            Some(url) => {
+                url::Url::parse(&url).map_err(|e| anyhow::anyhow!("{}: {e}", key("token_url")))?
+            }
             None => defaults
                 .token_url
                 .ok_or_else(|| anyhow::anyhow!("{}: required", key("token_url")))?,
@@ -187,8 +201,8 @@ impl OAuthClient {
         })
     }
 
-    /// The token request's form and `Authorization` header (if any), at `now` (Unix seconds).
-    pub fn request(&self, now: u64) -> Result<(Vec<(&'static str, String)>, Option<String>), String> {
+    /// The token request at `now` (Unix seconds).
+    pub fn request(&self, now: u64) -> Result<TokenRequest, String> {
         let mut form: Vec<(&'static str, String)> = Vec::new();
         let mut authorization = None;
         match &self.credentials {
@@ -207,7 +221,8 @@ impl OAuthClient {
                         let encode = |s: &str| -> String {
                             url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
                         };
-                        let pair = format!("{}:{}", encode(client_id), encode(secret.expose_secret()));
+                        let pair =
+                            format!("{}:{}", encode(client_id), encode(secret.expose_secret()));
                         authorization = Some(format!("Basic {}", STANDARD.encode(pair)));
                     }
                 }
@@ -257,6 +272,9 @@ impl OAuthClient {
         if let Some(scope) = &self.scope {
             form.push(("scope", scope.clone()));
         }
-        Ok((form, authorization))
+        Ok(TokenRequest {
+            form,
+            authorization,
+        })
     }
 }

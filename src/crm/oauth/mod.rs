@@ -24,7 +24,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-pub use client::{Credentials, Defaults, OAuthClient, SigningKey, Thumbprints};
+pub use client::{Credentials, Defaults, OAuthClient, SigningKey, Thumbprints, TokenRequest};
 
 use super::CrmError;
 use crate::metrics;
@@ -53,7 +53,8 @@ impl AccessToken {
     /// The `Authorization` header value: `Bearer <token>` (RFC 6750; vendors answer
     /// `token_type` as `Bearer` or `bearer`).
     pub fn authorization(&self) -> String {
-        let scheme = if self.token_type.eq_ignore_ascii_case("bearer") || self.token_type.is_empty() {
+        let scheme = if self.token_type.eq_ignore_ascii_case("bearer") || self.token_type.is_empty()
+        {
             "Bearer"
         } else {
             self.token_type.as_str()
@@ -110,7 +111,12 @@ struct ErrorAnswer {
 struct KeepFor;
 
 impl Expiry<(), Arc<AccessToken>> for KeepFor {
-    fn expire_after_create(&self, _: &(), token: &Arc<AccessToken>, _: Instant) -> Option<Duration> {
+    fn expire_after_create(
+        &self,
+        _: &(),
+        token: &Arc<AccessToken>,
+        _: Instant,
+    ) -> Option<Duration> {
         Some(token.keep_for)
     }
 }
@@ -135,7 +141,10 @@ impl TokenManager {
                 http,
                 client,
                 source,
-                cache: Cache::builder().max_capacity(1).expire_after(KeepFor).build(),
+                cache: Cache::builder()
+                    .max_capacity(1)
+                    .expire_after(KeepFor)
+                    .build(),
             }),
         }
     }
@@ -169,7 +178,10 @@ impl TokenManager {
         let token = self.token().await?;
         match call(token.clone()).await {
             Err(CrmError::InvalidSession) => {
-                tracing::info!(source = self.inner.source, "access token refused; renewing it once");
+                tracing::info!(
+                    source = self.inner.source,
+                    "access token refused; renewing it once"
+                );
                 self.invalidate(&token).await;
                 call(self.token().await?).await
             }
@@ -186,12 +198,15 @@ impl TokenManager {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let (form, authorization) = inner.client.request(now).map_err(|e| {
+        let token_request = inner.client.request(now).map_err(|e| {
             counted("error");
             CrmError::Unavailable(e)
         })?;
-        let mut request = inner.http.post(inner.client.token_url.clone()).form(&form);
-        if let Some(value) = authorization {
+        let mut request = inner
+            .http
+            .post(inner.client.token_url.clone())
+            .form(&token_request.form);
+        if let Some(value) = token_request.authorization {
             request = request.header(reqwest::header::AUTHORIZATION, value);
         }
         let started = tokio::time::Instant::now();

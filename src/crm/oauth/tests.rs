@@ -28,11 +28,14 @@ enum Answer {
     Error { status: u16, body: String },
 }
 
+/// One token request as received: its form and `Authorization` header.
+type Seen = (HashMap<String, String>, Option<String>);
+
 struct Endpoint {
     answer: Mutex<Answer>,
     delay: Duration,
     fetches: AtomicUsize,
-    seen: Mutex<Vec<(HashMap<String, String>, Option<String>)>>,
+    seen: Mutex<Vec<Seen>>,
 }
 
 async fn token(
@@ -113,10 +116,18 @@ fn key_a() -> SigningKey {
 
 #[tokio::test]
 async fn concurrent_callers_share_one_fetch() {
-    let (ep, url) = endpoint(Answer::Token { expires_in: Some(3600) }, Duration::from_millis(100)).await;
+    let (ep, url) = endpoint(
+        Answer::Token {
+            expires_in: Some(3600),
+        },
+        Duration::from_millis(100),
+    )
+    .await;
     let tokens = TokenManager::new(http(), client(url, secret(ClientAuth::Body)), "test");
     let all = futures::future::join_all((0..50).map(|_| tokens.token())).await;
-    assert!(all.iter().all(|t| t.as_ref().unwrap().secret() == "token-1"));
+    assert!(all
+        .iter()
+        .all(|t| t.as_ref().unwrap().secret() == "token-1"));
     assert_eq!(ep.fetches.load(Ordering::SeqCst), 1);
     // The form carried the secret in the body, as client_auth = "body" says.
     let (form, authorization) = ep.seen.lock().unwrap()[0].clone();
@@ -129,12 +140,22 @@ async fn concurrent_callers_share_one_fetch() {
 #[tokio::test]
 async fn a_token_is_renewed_before_it_expires() {
     // expires_in 2 s: kept for 1 s (the margin is capped at half the lifetime).
-    let (ep, url) = endpoint(Answer::Token { expires_in: Some(2) }, Duration::ZERO).await;
+    let (ep, url) = endpoint(
+        Answer::Token {
+            expires_in: Some(2),
+        },
+        Duration::ZERO,
+    )
+    .await;
     let tokens = TokenManager::new(http(), client(url, secret(ClientAuth::Body)), "test");
     let first = tokens.token().await.unwrap();
     assert_eq!(first.keep_for(), Duration::from_secs(1));
     assert_eq!(first.expires_in(), Some(2));
-    assert_eq!(tokens.token().await.unwrap().secret(), "token-1", "still fresh");
+    assert_eq!(
+        tokens.token().await.unwrap().secret(),
+        "token-1",
+        "still fresh"
+    );
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(tokens.token().await.unwrap().secret(), "token-2");
     assert_eq!(ep.fetches.load(Ordering::SeqCst), 2);
@@ -147,9 +168,15 @@ async fn a_token_without_expires_in_lives_the_assumed_lifetime_and_keeps_the_ans
     let token = tokens.token().await.unwrap();
     assert_eq!(token.expires_in(), None);
     assert_eq!(token.keep_for(), Duration::from_secs(3600 - 60));
-    assert_eq!(token.instance_url(), Some("https://example.my.salesforce.com"));
+    assert_eq!(
+        token.instance_url(),
+        Some("https://example.my.salesforce.com")
+    );
     assert_eq!(token.authorization(), "Bearer token-1");
-    assert!(!format!("{token:?}").contains("token-1"), "Debug is redacted");
+    assert!(
+        !format!("{token:?}").contains("token-1"),
+        "Debug is redacted"
+    );
 }
 
 #[tokio::test]
@@ -189,7 +216,13 @@ async fn an_invalid_session_answer_renews_the_token_once() {
 
 #[tokio::test]
 async fn invalidating_a_token_already_replaced_costs_no_fetch() {
-    let (ep, url) = endpoint(Answer::Token { expires_in: Some(3600) }, Duration::ZERO).await;
+    let (ep, url) = endpoint(
+        Answer::Token {
+            expires_in: Some(3600),
+        },
+        Duration::ZERO,
+    )
+    .await;
     let tokens = TokenManager::new(http(), client(url, secret(ClientAuth::Body)), "test");
     let stale = tokens.token().await.unwrap();
     tokens.invalidate(&stale).await;
@@ -205,14 +238,26 @@ async fn invalidating_a_token_already_replaced_costs_no_fetch() {
 
 #[tokio::test]
 async fn basic_client_authentication_form_encodes_the_pair_and_keeps_it_out_of_the_body() {
-    let (ep, url) = endpoint(Answer::Token { expires_in: Some(3600) }, Duration::ZERO).await;
+    let (ep, url) = endpoint(
+        Answer::Token {
+            expires_in: Some(3600),
+        },
+        Duration::ZERO,
+    )
+    .await;
     let tokens = TokenManager::new(http(), client(url, secret(ClientAuth::Basic)), "test");
     tokens.token().await.unwrap();
     let (form, authorization) = ep.seen.lock().unwrap()[0].clone();
     assert!(!form.contains_key("client_secret"));
-    let encoded = authorization.unwrap().strip_prefix("Basic ").unwrap().to_owned();
+    let encoded = authorization
+        .unwrap()
+        .strip_prefix("Basic ")
+        .unwrap()
+        .to_owned();
     use base64::Engine as _;
-    let pair = base64::engine::general_purpose::STANDARD.decode(encoded).unwrap();
+    let pair = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .unwrap();
     // RFC 6749 §2.3.1: form-urlencoded before base64 ('~' becomes %7E).
     assert_eq!(String::from_utf8(pair).unwrap(), "client-id:s3cr3t%7Evalue");
 }
@@ -244,20 +289,42 @@ async fn a_jwt_bearer_grant_is_an_rs256_assertion_the_certificate_verifies() {
     let assertion = &form["assertion"];
     let header = jsonwebtoken::decode_header(assertion).unwrap();
     assert_eq!(header.alg, Algorithm::RS256);
-    let claims = verify(assertion, CERT_A, Algorithm::RS256, "https://login.salesforce.com");
+    let claims = verify(
+        assertion,
+        CERT_A,
+        Algorithm::RS256,
+        "https://login.salesforce.com",
+    );
     assert_eq!(claims["iss"], "3MVG9consumer");
     assert_eq!(claims["sub"], "integration@example.com");
     let exp = claims["exp"].as_u64().unwrap();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
-    assert!((now + 170..=now + 190).contains(&exp), "exp {exp}, now {now}");
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(
+        (now + 170..=now + 190).contains(&exp),
+        "exp {exp}, now {now}"
+    );
     // Signed by key A: the other certificate does not verify it.
     let other = Certificate::from_pem(CERT_B).unwrap();
-    assert!(jsonwebtoken::decode::<Value>(assertion, other.decoding_key(), &Validation::new(Algorithm::RS256)).is_err());
+    assert!(jsonwebtoken::decode::<Value>(
+        assertion,
+        other.decoding_key(),
+        &Validation::new(Algorithm::RS256)
+    )
+    .is_err());
 }
 
 #[tokio::test]
 async fn a_client_assertion_names_the_certificate_by_both_thumbprints() {
-    let (ep, url) = endpoint(Answer::Token { expires_in: Some(3599) }, Duration::ZERO).await;
+    let (ep, url) = endpoint(
+        Answer::Token {
+            expires_in: Some(3599),
+        },
+        Duration::ZERO,
+    )
+    .await;
     let credentials = Credentials::ClientAssertion {
         client_id: "app-id".into(),
         audience: url.to_string(),
@@ -290,7 +357,13 @@ async fn a_client_assertion_names_the_certificate_by_both_thumbprints() {
 
 #[tokio::test]
 async fn a_ps256_assertion_verifies_too() {
-    let (ep, url) = endpoint(Answer::Token { expires_in: Some(3599) }, Duration::ZERO).await;
+    let (ep, url) = endpoint(
+        Answer::Token {
+            expires_in: Some(3599),
+        },
+        Duration::ZERO,
+    )
+    .await;
     let credentials = Credentials::ClientAssertion {
         client_id: "app-id".into(),
         audience: url.to_string(),
@@ -303,7 +376,12 @@ async fn a_ps256_assertion_verifies_too() {
         .await
         .unwrap();
     let (form, _) = ep.seen.lock().unwrap()[0].clone();
-    verify(&form["client_assertion"], CERT_A, Algorithm::PS256, url.as_str());
+    verify(
+        &form["client_assertion"],
+        CERT_A,
+        Algorithm::PS256,
+        url.as_str(),
+    );
 }
 
 #[tokio::test]
@@ -311,14 +389,18 @@ async fn refusals_are_read_from_the_oauth_error_body() {
     let (ep, url) = endpoint(
         Answer::Error {
             status: 400,
-            body: r#"{"error":"invalid_client","error_description":"invalid client credentials"}"#.into(),
+            body: r#"{"error":"invalid_client","error_description":"invalid client credentials"}"#
+                .into(),
         },
         Duration::ZERO,
     )
     .await;
     let tokens = TokenManager::new(http(), client(url, secret(ClientAuth::Body)), "test");
     let err = tokens.token().await.unwrap_err();
-    assert!(matches!(&err, CrmError::Auth(m) if m == "invalid_client: invalid client credentials"), "{err:?}");
+    assert!(
+        matches!(&err, CrmError::Auth(m) if m == "invalid_client: invalid client credentials"),
+        "{err:?}"
+    );
     assert!(!crate::retry::Retryable::is_retryable(&err));
 
     *ep.answer.lock().unwrap() = Answer::Error {
@@ -327,21 +409,30 @@ async fn refusals_are_read_from_the_oauth_error_body() {
     };
     let err = tokens.token().await.unwrap_err();
     assert!(matches!(err, CrmError::Status { status: 503, .. }));
-    assert!(crate::retry::Retryable::is_retryable(&err), "errors are not cached either");
+    assert!(
+        crate::retry::Retryable::is_retryable(&err),
+        "errors are not cached either"
+    );
 
     *ep.answer.lock().unwrap() = Answer::Error {
         status: 200,
         body: r#"{"access_tokn": "leaked-value"}"#.into(),
     };
     let err = tokens.token().await.unwrap_err();
-    assert!(matches!(&err, CrmError::InvalidResponse(m) if !m.contains("leaked")), "{err:?}");
+    assert!(
+        matches!(&err, CrmError::InvalidResponse(m) if !m.contains("leaked")),
+        "{err:?}"
+    );
 }
 
 #[test]
 fn keys_and_certificates_that_are_not_pem_are_refused_without_echoing_them() {
     let err = SigningKey::from_pem("not a key s3cr3t", AssertionAlgorithm::RS256).unwrap_err();
     assert!(!err.contains("s3cr3t"), "{err}");
-    assert!(Thumbprints::from_pem(KEY_A).is_err(), "a key is not a certificate");
+    assert!(
+        Thumbprints::from_pem(KEY_A).is_err(),
+        "a key is not a certificate"
+    );
     // A PEM on one line with literal \n, as environment variables carry it.
     let one_line = KEY_A.trim().replace('\n', "\\n");
     assert!(SigningKey::from_pem(&one_line, AssertionAlgorithm::RS256).is_ok());
@@ -353,7 +444,9 @@ async fn salesforce_issues_a_token_without_expires_in_for_both_grants() {
     let mut config = SalesforceSimConfig::default();
     config.auth.jwt_certificate = Some(Certificate::from_pem(CERT_A).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sim = SalesforceSim::start(config.clone(), listener).await.unwrap();
+    let sim = SalesforceSim::start(config.clone(), listener)
+        .await
+        .unwrap();
     let token_url = url::Url::parse(&format!("{}/services/oauth2/token", sim.base_url())).unwrap();
 
     let secret = Credentials::Secret {
@@ -404,7 +497,10 @@ async fn entra_id_issues_a_token_for_a_certificate_assertion_and_refuses_a_wrong
         },
     );
     assertion.scope = scope.clone();
-    let token = TokenManager::new(http(), assertion, "dynamics").token().await.unwrap();
+    let token = TokenManager::new(http(), assertion, "dynamics")
+        .token()
+        .await
+        .unwrap();
     assert_eq!(token.expires_in(), Some(3599));
 
     let mut wrong = client(
@@ -416,7 +512,13 @@ async fn entra_id_issues_a_token_for_a_certificate_assertion_and_refuses_a_wrong
         },
     );
     wrong.scope = scope;
-    let err = TokenManager::new(http(), wrong, "dynamics").token().await.unwrap_err();
-    assert!(matches!(&err, CrmError::Auth(m) if m.starts_with("invalid_client: AADSTS7000215")), "{err:?}");
+    let err = TokenManager::new(http(), wrong, "dynamics")
+        .token()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, CrmError::Auth(m) if m.starts_with("invalid_client: AADSTS7000215")),
+        "{err:?}"
+    );
     sim.shutdown();
 }
