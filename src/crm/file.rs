@@ -337,6 +337,47 @@ mod tests {
         );
     }
 
+    /// The classics of query injection, which the file adapter must treat as plain text.
+    const CLASSICS: [&str; 8] = [
+        "'",
+        "\\",
+        "}",
+        "' OR 1=1 --",
+        "--",
+        "%",
+        "*",
+        "C1' OR '1'='1",
+    ];
+
+    #[tokio::test]
+    async fn injection_classics_match_nothing_through_every_key_kind() {
+        let crm = crm(serde_json::json!([
+            {"id": "C1", "email": "ada@example.com", "phone": "+13175550125", "externalContactId": "X9"},
+            {"id": "%", "email": "*@example.com"}
+        ]));
+        for classic in CLASSICS {
+            for key in [
+                CustomerKey::CustomerId(classic.into()),
+                CustomerKey::ExternalContactId(classic.into()),
+                CustomerKey::Email(classic.into()),
+                CustomerKey::Email(format!("{classic}@example.com")),
+            ] {
+                let found = crm.find(&key).await.unwrap();
+                let literal = matches!(&key, CustomerKey::CustomerId(v) if v == "%")
+                    || matches!(&key, CustomerKey::Email(v) if v == "*@example.com");
+                assert_eq!(found.len(), usize::from(literal), "{key:?}: {found:?}");
+            }
+            if let Some(number) =
+                CallerNumber::parse(&format!("+1317555{classic}0125"), country::Id::US)
+            {
+                // The digits survive, the classic does not: still only the caller's own record.
+                for c in crm.find(&CustomerKey::Phone(number)).await.unwrap() {
+                    assert_eq!(c.record_id, "C1");
+                }
+            }
+        }
+    }
+
     #[test]
     fn the_shipped_sample_files_load() {
         let mut s = settings();

@@ -370,6 +370,40 @@ mod tests {
         );
     }
 
+    #[test]
+    fn injection_classics_stay_one_percent_encoded_value_in_every_template() {
+        let classics = [
+            "'",
+            "\\",
+            "}",
+            "' OR 1=1 --",
+            "--",
+            "%",
+            "*",
+            "a&b=c#d/../e?f",
+        ];
+        for kind in KeyKind::ALL {
+            let template = format!(
+                "https://crm.example.com/api/{{{k}}}?q={{{k}}}",
+                k = kind.as_str()
+            );
+            for classic in classics {
+                let url = HttpCrm::render(&template, kind, classic);
+                let parsed = url::Url::parse(&url).unwrap();
+                assert_eq!(parsed.host_str(), Some("crm.example.com"), "{url}");
+                assert_eq!(parsed.path_segments().unwrap().count(), 2, "{url}");
+                let pairs: Vec<(String, String)> = parsed.query_pairs().into_owned().collect();
+                assert_eq!(pairs, [("q".to_owned(), classic.to_owned())], "{url}");
+                assert!(parsed.fragment().is_none(), "{url}");
+                let segment = parsed.path_segments().unwrap().nth(1).unwrap().to_owned();
+                let decoded = percent_encoding::percent_decode_str(&segment)
+                    .decode_utf8()
+                    .unwrap();
+                assert_eq!(decoded, classic, "{url}");
+            }
+        }
+    }
+
     fn adapter(configure: impl FnOnce(&mut HttpCrmSettings)) -> HttpCrm {
         let mut settings: HttpCrmSettings = serde_json::from_value(json!({
             "templates": {"phone": "http://127.0.0.1:1/x?p={phone}"},
