@@ -19,22 +19,21 @@ ARG RUST_VERSION=1.95
 FROM rust:${RUST_VERSION}-bookworm AS build
 WORKDIR /src
 
-# 1. Dependencies only, cached until Cargo.toml or Cargo.lock changes (cargo-chef would do the
+# 1. Dependencies only, cached until a manifest or Cargo.lock changes (cargo-chef would do the
 #    same, but it is not installable here). Stub sources let cargo resolve the two targets
 #    declared in Cargo.toml ([lib] src/lib.rs, [[bin]] src/main.rs) and compile every dependency.
-#    Only the service binary is built (--bin attrsync): other binaries under src/bin/ (the
-#    benchmark) have no place in the image.
+#    The workspace's other member (bench/, the benchmark) only needs its manifest and a stub to
+#    resolve; only the service binary is built (--bin attrsync), so the benchmark and its
+#    dependencies have no place in the image.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir -p src \
+COPY bench/Cargo.toml ./bench/
+RUN mkdir -p src bench/src \
     && printf 'fn main() {}\n' > src/main.rs \
     && printf '\n' > src/lib.rs \
+    && printf 'fn main() {}\n' > bench/src/main.rs \
     && cargo build --release --locked --bin attrsync \
     && rm -rf src
 
-# 2. The real sources. config/ is needed at build time too: config/default.toml is embedded in
-#    the binary (include_str!). COPY keeps the files' modification times, which may be older than
-#    the stub build above; touching the crate roots makes cargo rebuild attrsync itself instead of
-#    keeping the stub (dependencies stay cached).
 COPY src/ ./src/
 COPY config/ ./config/
 RUN touch src/main.rs src/lib.rs \

@@ -1,5 +1,6 @@
-//! Wiring: `AppState`, `App::build(settings)` (used by `main` and by the tests), running until a
-//! shutdown signal, and the signal itself.
+//! The composition root: `App::build(settings)` (used by `main`, the demo and the tests) wires
+//! the components, each built from its own settings; `run_until_stopped` serves until a
+//! shutdown signal, then drains the queue; `shutdown_signal` is that signal.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -7,27 +8,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use metrics_exporter_prometheus::PrometheusHandle;
-use phonenumber::country;
 use tokio::net::TcpListener;
 
 use crate::config::Settings;
 use crate::crm::{self, cache::CachedCrm};
-use crate::genesys::{GenesysClient, GenesysConfig};
+use crate::genesys::GenesysClient;
+use crate::http::AppState;
+use crate::metrics::LabelValues;
 use crate::pipeline::Pipeline;
-use crate::queue::{self, JobQueue, WorkerPool};
-use crate::retry::RetryPolicy;
-use crate::store::JobStore;
-
-/// Everything a handler needs; cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub settings: Arc<Settings>,
-    pub pipeline: Arc<Pipeline>,
-    pub queue: JobQueue,
-    pub metrics: PrometheusHandle,
-    pub region: country::Id,
-}
+use crate::queue::{JobQueue, WorkerPool};
 
 pub struct App {
     listener: TcpListener,
@@ -39,81 +28,41 @@ pub struct App {
 }
 
 impl App {
-    /// Builds every dependency from `settings` and binds the listener (port 0 picks a free one).
+    /// Builds every component from `settings` and binds the listener (port 0 picks a free one).
     pub async fn build(settings: Settings) -> anyhow::Result<App> {
-        let metrics = crate::metrics::handle();
-        // The recorder leaves upkeep to us: without it histogram samples pile up between scrapes.
-        let upkeep = metrics.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(5));
-            loop {
-                every.tick().await;
-                upkeep.run_upkeep();
-            }
-        });
-        let region = crate::phone::parse_region(&settings.phone.default_region)
-            .map_err(|e| anyhow::anyhow!("phone.default_region: {e}"))?;
-        let g = &settings.genesys;
-        let genesys = GenesysClient::new(GenesysConfig {
-            api_base: settings.genesys_api_url()?,
-            login_base: settings.genesys_login_url()?,
-            client_id: g.client_id.clone(),
-            client_secret: g.client_secret.clone(),
-            timeout: g.timeout(),
-            connect_timeout: g.connect_timeout(),
-            token_refresh_margin: Duration::from_secs(g.token_refresh_margin_secs),
-            retry: RetryPolicy {
-                max_retries: g.max_retries,
-                base_delay: Duration::from_millis(g.retry_base_ms),
-                max_delay: Duration::from_millis(g.retry_max_ms),
-                max_retry_after: Duration::from_secs(g.max_retry_after_secs),
-            },
-            budget: crate::budget::RateBudget::per_minute(
-                "genesys",
-                g.rate_limit_per_minute,
-                g.rate_limit_burst,
-            ),
-        })
-        .context("building the Genesys client")?;
+        let metrics = crate::metrics::install(&label_values());
+        let genesys = GenesysClient::from_settings(&settings.genesys)
+            .context("building the Genesys client")?;
         let adapter = crm::from_settings(&settings).context("building the CRM adapter")?;
-        let crm = CachedCrm::new(
-            adapter,
-            &settings.cache,
-            settings.crm.key_order.clone(),
-            crate::crm::breaker::Breaker::new(
-                settings.crm.breaker_failures,
-                Duration::from_millis(settings.crm.breaker_cooldown_ms),
-            ),
-        );
-        let pipeline = Arc::new(Pipeline::new(
-            genesys,
-            crm,
-            settings.merge_policy(),
-            settings.genesys.participant_purposes.clone(),
-            region,
+        let crm = CachedCrm::from_settings(&settings.crm, &settings.cache, adapter);
+        let pipeline = Arc::new(Pipeline::from_settings(
+            &settings,
+            genesys.clone(),
+            crm.clone(),
         ));
-        let store = Arc::new(
-            JobStore::connect(&settings.queue)
-                .await
-                .context("opening the queue store")?,
+        let queue = JobQueue::from_settings(&settings.queue).await?;
+        let workers = WorkerPool::start(
+            pipeline.clone(),
+            queue.clone(),
+            &settings.queue,
+            settings.phone.default_region,
         );
-        let queue = JobQueue::new(store, &settings.queue);
-        let workers = queue::start(pipeline.clone(), queue.clone(), &settings.queue, region);
 
-        let address = format!("{}:{}", settings.server.host, settings.server.port);
+        let address = settings.server.address();
         let listener = TcpListener::bind(&address)
             .await
             .with_context(|| format!("binding {address} (server.host, server.port)"))?;
         let addr = listener.local_addr()?;
-        let grace = Duration::from_secs(settings.server.shutdown_grace_secs);
+        let grace = settings.server.shutdown_grace();
         let state = AppState {
             settings: Arc::new(settings),
             pipeline,
             queue,
+            genesys,
+            crm,
             metrics,
-            region,
         };
-        let router = crate::routes::router(state.clone())?;
+        let router = crate::http::router(state.clone())?;
         Ok(App {
             listener,
             addr,
@@ -152,6 +101,54 @@ impl App {
         tracing::info!("attrsync stopped");
         Ok(())
     }
+}
+
+/// The closed label sets of attrsync's metrics, from the enums that own them: the HELP text on
+/// `/metrics` lists them and a test holds the README to them.
+pub fn label_values() -> Vec<LabelValues> {
+    use crate::config::AuthGroup;
+    use crate::domain::Source;
+    use crate::http::error::Refusal;
+    use crate::http::events::IngestOutcome;
+    use crate::metrics as m;
+    use crate::pipeline::{LookupReason, Outcome};
+    use crate::queue::JobOutcome;
+
+    let sources: Vec<&str> = Source::ALL.into_iter().map(Source::as_str).collect();
+    let outcomes = Outcome::ALL
+        .into_iter()
+        .map(Outcome::as_str)
+        .chain(JobOutcome::QUEUE_LABELS)
+        .chain(IngestOutcome::ALL.into_iter().map(IngestOutcome::as_str))
+        .collect();
+    let set = |metric, label, values| LabelValues {
+        metric,
+        label,
+        values,
+    };
+    vec![
+        set(m::EVENTS, "source", sources.clone()),
+        set(m::EVENTS, "outcome", outcomes),
+        set(m::PIPELINE_DURATION, "source", sources.clone()),
+        set(m::DEDUP_HITS, "source", sources),
+        set(
+            m::LOOKUP_RESULTS,
+            "result",
+            std::iter::once(LookupReason::FOUND)
+                .chain(LookupReason::ALL.into_iter().map(LookupReason::as_str))
+                .collect(),
+        ),
+        set(
+            m::AUTH_FAILURES,
+            "endpoint",
+            AuthGroup::ALL.into_iter().map(AuthGroup::as_str).collect(),
+        ),
+        set(
+            m::AUTH_FAILURES,
+            "reason",
+            Refusal::ALL.into_iter().map(Refusal::as_str).collect(),
+        ),
+    ]
 }
 
 /// Completes on Ctrl-C or SIGTERM (what `docker stop` and Kubernetes send).

@@ -12,8 +12,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde_json::{json, Value};
 
-use crate::app::{shutdown_signal, App, AppState};
-use crate::config::{LogFormat, Settings};
+use crate::app::{shutdown_signal, App};
+use crate::config::{CrmAdapterKind, LogFormat, Settings, DEFAULT_CUSTOMER_FILE, SAMPLE_CUSTOMERS};
+use crate::http::AppState;
 use crate::simulator::{
     eventbridge_customer_start, CreatedConversation, GenesysSim, GenesysSimConfig, NewConversation,
     SimStats,
@@ -60,12 +61,21 @@ pub async fn run(options: DemoOptions<'_>) -> anyhow::Result<()> {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v)),
     );
-    let mut settings = Settings::load_from(options.config, &env)?;
+    let mut settings = Settings::load_unvalidated(options.config, &env)?;
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    // The default customer file is relative to the checkout; elsewhere (an installed binary)
+    // the demo uses the same sample customers, embedded in the binary.
+    let sample_file = std::env::temp_dir().join(format!("attrsync-demo-{run}-customers.json"));
+    let embedded_sample = needs_embedded_sample(&settings, Path::new("."));
+    if embedded_sample {
+        std::fs::write(&sample_file, SAMPLE_CUSTOMERS).with_context(|| {
+            format!("writing the sample customers to {}", sample_file.display())
+        })?;
+        settings.crm.file.path = sample_file.clone();
+    }
+    settings.validate()?;
     // A fresh queue file per run, so one demo's events never meet the next one's.
-    let queue_file = std::env::temp_dir().join(format!(
-        "attrsync-demo-{}.db",
-        uuid::Uuid::new_v4().simple()
-    ));
+    let queue_file = std::env::temp_dir().join(format!("attrsync-demo-{run}.db"));
     settings.queue.backend = crate::config::QueueBackend::Sqlite;
     settings.queue.sqlite_path = queue_file.clone();
     // The demo's story is on stdout; keep the service's own logs to warnings unless asked.
@@ -97,10 +107,14 @@ pub async fn run(options: DemoOptions<'_>) -> anyhow::Result<()> {
     println!("attrsync demo");
     println!("  Genesys Cloud simulator: {}", sim.base_url());
     println!("  attrsync:                {base}");
+    let customers = if embedded_sample {
+        "the sample customers built into attrsync".to_owned()
+    } else {
+        settings.crm.file.path.display().to_string()
+    };
     println!(
-        "  CRM:                     {} adapter ({})",
-        state.pipeline.crm().adapter_name(),
-        settings.crm.file.path.display()
+        "  CRM:                     {} adapter ({customers})",
+        state.crm.adapter_name(),
     );
     println!();
 
@@ -136,7 +150,19 @@ pub async fn run(options: DemoOptions<'_>) -> anyhow::Result<()> {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", queue_file.display()));
     }
+    if embedded_sample {
+        let _ = std::fs::remove_file(&sample_file);
+    }
     Ok(())
+}
+
+/// Whether the demo should use the sample customers built into the binary: the configured file
+/// is the default one and it is not there, relative to `cwd` (an installed binary, run from
+/// anywhere). A file the user configured is never replaced.
+fn needs_embedded_sample(settings: &Settings, cwd: &Path) -> bool {
+    settings.crm.adapter == CrmAdapterKind::File
+        && settings.crm.file.path == Path::new(DEFAULT_CUSTOMER_FILE)
+        && !cwd.join(&settings.crm.file.path).exists()
 }
 
 /// Secrets generated for one demo run.
@@ -350,4 +376,48 @@ fn delta(before: &SimStats, after: &SimStats) -> String {
         "{} (token {tokens}, GET conversation {gets}, PATCH attributes {patches})",
         tokens + gets + patches
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> Settings {
+        let env = [
+            ("GENESYS_CLIENT_ID", "id"),
+            ("GENESYS_CLIENT_SECRET", "secret"),
+            ("ATTRSYNC_AUTH__GENESYS__MODE", "none"),
+            ("ATTRSYNC_AUTH__CTI__MODE", "none"),
+            ("ATTRSYNC_AUTH__LOOKUP__MODE", "none"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        Settings::load_unvalidated(None, &env).expect("the defaults load")
+    }
+
+    #[test]
+    fn the_built_in_sample_is_used_only_when_the_default_file_is_absent() {
+        let elsewhere = tempfile::tempdir().unwrap();
+        let settings = settings();
+        assert!(needs_embedded_sample(&settings, elsewhere.path()));
+        assert!(!needs_embedded_sample(
+            &settings,
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+        ));
+        let mut own = settings.clone();
+        own.crm.file.path = "my-customers.json".into();
+        assert!(
+            !needs_embedded_sample(&own, elsewhere.path()),
+            "a configured file is never replaced"
+        );
+    }
+
+    #[test]
+    fn the_built_in_sample_is_the_shipped_sample_file() {
+        let shipped = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/customers.json"
+        ))
+        .unwrap();
+        assert_eq!(SAMPLE_CUSTOMERS, shipped);
+    }
 }

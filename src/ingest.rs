@@ -1,6 +1,7 @@
 //! Turning what senders POST into validated work: the three Genesys event envelopes
 //! (EventBridge, notification, bare event body), the CTI middleware event and the data-action
-//! lookup request. Pure functions; the HTTP handlers in `routes` only call them.
+//! lookup request, each into `domain` types, with caller numbers parsed here, once. Pure
+//! functions; the HTTP handlers only call them.
 
 use std::collections::BTreeMap;
 
@@ -10,6 +11,8 @@ use serde_json::Value;
 
 use crate::domain::{non_blank, ConversationId, CustomerKeys, IdError, ParticipantId};
 use crate::phone::CallerNumber;
+
+pub use crate::domain::ConversationEvent;
 
 /// Limits on what a CTI event may ask attrsync to write; Genesys documents 256-character values
 /// and bot flows cap participant data at 50 attributes.
@@ -35,16 +38,6 @@ fn invalid(field: &str, reason: impl Into<String>) -> InvalidField {
 
 fn id_error(field: &str, e: IdError) -> InvalidField {
     invalid(field, e.to_string())
-}
-
-/// The fields of a conversation event that attrsync uses, from whichever envelope carried it.
-#[derive(Debug, Clone)]
-pub struct ConversationEvent {
-    pub event_id: String,
-    pub conversation_id: ConversationId,
-    pub participant_id: Option<ParticipantId>,
-    pub keys: CustomerKeys,
-    pub media_type: Option<String>,
 }
 
 #[derive(Debug, Clone)]

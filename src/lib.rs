@@ -1,48 +1,39 @@
 //! attrsync looks Genesys Cloud callers up in a CRM and writes what it finds into the live
 //! conversation as participant attributes, so the IVR can route on it and the agent sees it.
 //!
-//! Layout, following the data:
+//! The modules, top to bottom; a module imports only from its own layer and the layers below
+//! (`tests/architecture.rs` checks it, ARCHITECTURE.md explains it):
 //!
-//! - `routes`: the HTTP surface. `events` takes Genesys events (EventBridge, notification, bare)
-//!   and CTI events; `lookup` answers Architect data actions synchronously; `health` serves
-//!   `/healthz`, `/readyz`, `/metrics`.
-//! - `auth`: per-endpoint inbound authentication (Standard Webhooks signatures, keys, Basic).
-//! - `ingest`: parses and validates what senders POST into `domain` types.
-//! - `queue`: accepting jobs (deduplicated) and the worker pool that runs and retries them.
-//! - `store`: the durable queue (SQLite or PostgreSQL): jobs, dedup keys, dead letters.
-//! - `pipeline`: the use case: resolve participant, look up, merge, patch.
-//! - `genesys`: the Genesys Cloud client (token, conversation read, attributes PATCH).
-//! - `crm`: the CRM adapter trait, the `file` and `http` adapters and the answer cache.
-//! - `merge`: the merge policy, a pure function producing the minimal patch.
-//! - `phone`: caller-number normalisation (libphonenumber), `redact`: PII in logs.
-//! - `openapi`: attrsync's own API description, served at `/openapi.json`.
-//! - `budget`: client-side rate budgets for Genesys and the CRM.
-//! - `config`, `telemetry`, `metrics`, `retry`, `error`, `app`, `cli`: plumbing.
-//! - `demo`: the one-command demo on the embedded defaults.
-//! - `simulator`: faithful Genesys Cloud and CRM simulators for tests, demo and benchmarks.
+//! - `cli` (the commands), `demo`, `app` (the composition root);
+//! - `http`: the HTTP edge (router, middleware, authentication, errors, handlers, OpenAPI);
+//! - `queue`: the durable queue (intake, workers and the retry decision, SQLite/PostgreSQL);
+//! - `pipeline`: the use cases (enrich a conversation; answer a lookup);
+//! - `genesys` (the Genesys Cloud client), `crm` (adapters, cache, breaker), `ingest` (parsing
+//!   what senders POST), `telemetry` (logging set-up);
+//! - `config`: settings as data, loaded, layered and validated once;
+//! - `domain` (ids, customer keys, the job), `phone` (caller numbers), `merge` (the merge
+//!   policy, a pure function);
+//! - leaves: `genesys::region`, `metrics`, `retry`, `budget`, `redact`, and `simulator`
+//!   (faithful Genesys Cloud and CRM simulators for the tests, the demo and the benchmark).
 
 #![forbid(unsafe_code)]
 
 pub mod app;
-pub mod auth;
 pub mod budget;
 pub mod cli;
 pub mod config;
 pub mod crm;
 pub mod demo;
 pub mod domain;
-pub mod error;
 pub mod genesys;
+pub mod http;
 pub mod ingest;
 pub mod merge;
 pub mod metrics;
-pub mod openapi;
 pub mod phone;
 pub mod pipeline;
 pub mod queue;
 pub mod redact;
 pub mod retry;
-pub mod routes;
 pub mod simulator;
-pub mod store;
 pub mod telemetry;

@@ -33,50 +33,186 @@ pub const LIMITER_WAIT_SECONDS: &str = "attrsync_rate_limiter_wait_seconds";
 pub const BREAKER_STATE: &str = "attrsync_crm_circuit_state";
 pub const LOAD_SHED: &str = "attrsync_requests_shed_total";
 
-/// Every metric name with its help text, for `describe_*` and the README.
-pub const CATALOGUE: &[(&str, &str)] = &[
-    (
+/// What kind of series a metric is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// One metric attrsync emits: name, kind, HELP text and label names.
+#[derive(Debug, Clone, Copy)]
+pub struct Metric {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub help: &'static str,
+    pub labels: &'static [&'static str],
+}
+
+const fn metric(
+    name: &'static str,
+    kind: Kind,
+    help: &'static str,
+    labels: &'static [&'static str],
+) -> Metric {
+    Metric {
+        name,
+        kind,
+        help,
+        labels,
+    }
+}
+
+/// Every metric attrsync emits (a test holds the call sites to it), for `describe_*` and the
+/// README.
+pub const CATALOGUE: &[Metric] = &[
+    metric(
         HTTP_REQUESTS,
+        Kind::Counter,
         "HTTP requests served, by method, route and status",
+        &["method", "path", "status"],
     ),
-    (
+    metric(
         HTTP_DURATION,
+        Kind::Histogram,
         "HTTP request latency in seconds, by method and route",
+        &["method", "path"],
     ),
-    (
+    metric(
         EVENTS,
-        "Events by source (genesys, cti, lookup) and outcome",
+        Kind::Counter,
+        "Events by source and outcome",
+        &["source", "outcome"],
     ),
-    (
+    metric(
         PIPELINE_DURATION,
+        Kind::Histogram,
         "Time from acceptance to the end of processing, by source, in seconds",
+        &["source"],
     ),
-    (
+    metric(
         UPSTREAM_REQUESTS,
+        Kind::Counter,
         "Calls to Genesys and the CRM, by upstream, operation and status class",
+        &["upstream", "operation", "status_class"],
     ),
-    (
+    metric(
         UPSTREAM_DURATION,
+        Kind::Histogram,
         "Upstream call latency in seconds, by upstream and operation",
+        &["upstream", "operation"],
     ),
-    (UPSTREAM_RATE_LIMITED, "429 answers received, by upstream"),
-    (
+    metric(
+        UPSTREAM_RATE_LIMITED,
+        Kind::Counter,
+        "429 answers received, by upstream",
+        &["upstream"],
+    ),
+    metric(
         UPSTREAM_RETRIES,
+        Kind::Counter,
         "Upstream calls retried after a transient failure, by upstream and operation",
+        &["upstream", "operation"],
     ),
-    (CACHE_LOOKUPS, "CRM cache lookups by result (hit, miss)"),
-    (TOKEN_FETCHES, "Genesys OAuth token requests, by outcome"),
-    (QUEUE_DEPTH, "Events accepted and waiting for a worker"),
-    (
+    metric(
+        CACHE_LOOKUPS,
+        Kind::Counter,
+        "CRM cache lookups by result (hit, miss)",
+        &["result"],
+    ),
+    metric(
+        TOKEN_FETCHES,
+        Kind::Counter,
+        "Genesys OAuth token requests, by outcome (ok, rejected, error)",
+        &["outcome"],
+    ),
+    metric(
+        QUEUE_DEPTH,
+        Kind::Gauge,
+        "Events accepted and waiting for a worker or running",
+        &[],
+    ),
+    metric(
         LOOKUP_RESULTS,
-        "/v1/lookup answers by result (found, not_found, timeout, crm_error, no_key)",
+        Kind::Counter,
+        "/v1/lookup answers by result",
+        &["result"],
+    ),
+    metric(
+        AUTH_FAILURES,
+        Kind::Counter,
+        "Requests refused with 401, by endpoint group and reason",
+        &["endpoint", "reason"],
+    ),
+    metric(
+        LOAD_SHED,
+        Kind::Counter,
+        "Requests refused with 503 because server.max_concurrent_requests were in flight",
+        &[],
+    ),
+    metric(
+        DEDUP_HITS,
+        Kind::Counter,
+        "Duplicate events recognised (no CRM call, no PATCH), by source",
+        &["source"],
+    ),
+    metric(
+        QUEUE_OLDEST_AGE,
+        Kind::Gauge,
+        "Age of the oldest event waiting for a worker, in seconds",
+        &[],
+    ),
+    metric(
+        QUEUE_RETRIES,
+        Kind::Counter,
+        "Events scheduled for another attempt",
+        &[],
+    ),
+    metric(
+        DEAD_LETTERED,
+        Kind::Counter,
+        "Events that gave up and became dead letters",
+        &[],
+    ),
+    metric(DEAD_LETTERS, Kind::Gauge, "Events in the dead letters", &[]),
+    metric(
+        LIMITER_WAITS,
+        Kind::Counter,
+        "Calls delayed by the client-side rate budget, by upstream",
+        &["upstream"],
+    ),
+    metric(
+        LIMITER_WAIT_SECONDS,
+        Kind::Histogram,
+        "Time spent waiting for the client-side rate budget, by upstream, in seconds",
+        &["upstream"],
+    ),
+    metric(
+        BREAKER_STATE,
+        Kind::Gauge,
+        "CRM circuit breaker: 0 closed, 1 open, 2 half-open",
+        &[],
     ),
 ];
 
+/// The values one label of one metric takes, when they are a closed set owned by an enum
+/// (gathered by `app::label_values`, which knows every enum): listed in the HELP text and held
+/// against the README by a test.
+#[derive(Debug, Clone)]
+pub struct LabelValues {
+    pub metric: &'static str,
+    pub label: &'static str,
+    pub values: Vec<&'static str>,
+}
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
-/// Installs the global recorder once; later calls (several apps in one test process) reuse it.
-pub fn handle() -> PrometheusHandle {
+/// Installs the global recorder once, describing every metric of [`CATALOGUE`] with `labels`'
+/// values in its HELP text; later calls (several apps in one test process) reuse it.
+/// The recorder leaves upkeep to its user: without it histogram samples pile up between
+/// scrapes, so one thread (not a task: it must outlive any one runtime) runs it every 5 s.
+pub fn install(labels: &[LabelValues]) -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let latency_buckets = [
@@ -87,17 +223,27 @@ pub fn handle() -> PrometheusHandle {
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             match builder.install_recorder() {
                 Ok(handle) => {
-                    for (name, help) in CATALOGUE {
-                        if matches!(
-                            *name,
-                            QUEUE_DEPTH | QUEUE_OLDEST_AGE | DEAD_LETTERS | BREAKER_STATE
-                        ) {
-                            metrics::describe_gauge!(*name, *help);
-                        } else if name.ends_with("_seconds") {
-                            metrics::describe_histogram!(*name, metrics::Unit::Seconds, *help);
-                        } else {
-                            metrics::describe_counter!(*name, *help);
+                    for metric in CATALOGUE {
+                        let help = help_text(metric, labels);
+                        match metric.kind {
+                            Kind::Gauge => metrics::describe_gauge!(metric.name, help),
+                            Kind::Histogram => metrics::describe_histogram!(
+                                metric.name,
+                                metrics::Unit::Seconds,
+                                help
+                            ),
+                            Kind::Counter => metrics::describe_counter!(metric.name, help),
                         }
+                    }
+                    let upkeep = handle.clone();
+                    let spawned = std::thread::Builder::new()
+                        .name("metrics-upkeep".to_owned())
+                        .spawn(move || loop {
+                            std::thread::sleep(Duration::from_secs(5));
+                            upkeep.run_upkeep();
+                        });
+                    if let Err(e) = spawned {
+                        tracing::warn!(error = %e, "cannot start the metrics upkeep thread");
                     }
                     handle
                 }
@@ -107,6 +253,15 @@ pub fn handle() -> PrometheusHandle {
             }
         })
         .clone()
+}
+
+/// The HELP text: the catalogue's, then each closed label set, e.g. `...; result: hit, miss`.
+pub fn help_text(metric: &Metric, labels: &[LabelValues]) -> String {
+    let mut text = metric.help.to_owned();
+    for set in labels.iter().filter(|l| l.metric == metric.name) {
+        text.push_str(&format!("; {}: {}", set.label, set.values.join(", ")));
+    }
+    text
 }
 
 /// "2xx", "4xx", ... or "error" when no response came back (timeout, connection failure).
@@ -157,4 +312,41 @@ pub async fn track_http(req: Request, next: Next) -> Response {
     metrics::histogram!(HTTP_DURATION, "method" => method, "path" => path)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_name_defined_here_is_in_the_catalogue() {
+        let source = include_str!("metrics.rs");
+        let defined: Vec<&str> = source
+            .lines()
+            .filter_map(|l| l.strip_prefix("pub const "))
+            .filter_map(|l| l.split_once("= \""))
+            .filter_map(|(_, rest)| rest.strip_suffix("\";"))
+            .collect();
+        assert!(defined.len() >= 22, "found only {defined:?}");
+        for name in defined {
+            assert!(
+                CATALOGUE.iter().any(|m| m.name == name),
+                "{name} is not in CATALOGUE"
+            );
+        }
+    }
+
+    #[test]
+    fn the_help_text_lists_the_closed_label_values() {
+        let metric = CATALOGUE.iter().find(|m| m.name == EVENTS).unwrap();
+        let labels = [LabelValues {
+            metric: EVENTS,
+            label: "source",
+            values: vec!["genesys", "cti"],
+        }];
+        assert_eq!(
+            help_text(metric, &labels),
+            "Events by source and outcome; source: genesys, cti"
+        );
+    }
 }

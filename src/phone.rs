@@ -6,6 +6,7 @@
 
 use std::fmt::{self, Write as _};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::OnceLock;
 
 use phonenumber::metadata::DATABASE;
 use phonenumber::{country, Mode, PhoneNumber};
@@ -48,17 +49,84 @@ impl Notation {
 
 /// A caller number as received, cleaned and (when possible) parsed.
 ///
+/// Parsed once, where the number enters attrsync (ingest, or the participant's ANI). It is
+/// persisted with the queued job as its raw and E.164 forms only (`{"raw": .., "e164": ..}`);
+/// reading it back runs no libphonenumber parse. The notations that need libphonenumber's
+/// formatting (national, international) re-parse the E.164 form on first use, which needs no
+/// region because E.164 names its country.
+///
 /// `Debug` is redacted (see [`crate::redact`]): caller numbers travel inside
 /// keys and events that get logged with `?`, and logs must not hold them.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[serde(from = "StoredNumber", into = "StoredNumber")]
 pub struct CallerNumber {
     raw: String,
     /// ASCII digits of the number, with a leading '+' if the input had one.
     cleaned: String,
-    /// Only set when libphonenumber considers the number valid or at least of
-    /// a possible length: an unusable parse would make every notation wrong.
-    parsed: Option<PhoneNumber>,
+    /// E.164, only when libphonenumber considers the number valid or at least of a possible
+    /// length: an unusable parse would make every notation wrong.
+    e164: Option<String>,
     extension: Option<String>,
+    /// The parsed number behind `e164`: set by [`CallerNumber::parse`], filled from `e164` on
+    /// first use for a number read back from the queue.
+    parsed: OnceLock<Option<PhoneNumber>>,
+}
+
+/// The persisted form of a [`CallerNumber`]: what it was and what it means. The cleaned digits
+/// and the extension are derived from `raw` again (string work, no parse).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredNumber {
+    raw: String,
+    e164: Option<String>,
+}
+
+impl From<CallerNumber> for StoredNumber {
+    fn from(number: CallerNumber) -> Self {
+        StoredNumber {
+            raw: number.raw,
+            e164: number.e164,
+        }
+    }
+}
+
+impl From<StoredNumber> for CallerNumber {
+    fn from(stored: StoredNumber) -> Self {
+        let (cleaned, extension) = clean(&stored.raw);
+        CallerNumber {
+            raw: stored.raw,
+            cleaned,
+            e164: stored.e164,
+            extension,
+            parsed: OnceLock::new(),
+        }
+    }
+}
+
+/// Two numbers are the same number when they were received the same and mean the same; whether
+/// one has been formatted yet does not matter.
+impl PartialEq for CallerNumber {
+    fn eq(&self, other: &Self) -> bool {
+        self.raw == other.raw
+            && self.cleaned == other.cleaned
+            && self.e164 == other.e164
+            && self.extension == other.extension
+    }
+}
+
+impl Eq for CallerNumber {}
+
+/// The cleaned digits (with '+' if there was one) and the extension of a raw number; the
+/// digits are empty when there are none.
+fn clean(raw: &str) -> (String, Option<String>) {
+    let (number_part, extension) = split_uri(raw.trim());
+    let plus = number_part.trim_start().starts_with('+');
+    let digits: String = number_part.chars().filter(char::is_ascii_digit).collect();
+    let cleaned = if plus && !digits.is_empty() {
+        format!("+{digits}")
+    } else {
+        digits
+    };
+    (cleaned, extension)
 }
 
 impl CallerNumber {
@@ -69,30 +137,25 @@ impl CallerNumber {
     /// line, and an extension would only make them miss.
     pub fn parse(raw: &str, default_region: country::Id) -> Option<CallerNumber> {
         let raw = raw.trim();
-        let (number_part, extension) = split_uri(raw);
-
-        let plus = number_part.trim_start().starts_with('+');
-        let digits: String = number_part.chars().filter(char::is_ascii_digit).collect();
-        if digits.is_empty() {
+        let (cleaned, extension) = clean(raw);
+        let digits = cleaned.trim_start_matches('+').len();
+        if digits == 0 {
             return None;
         }
-        let cleaned = if plus {
-            format!("+{digits}")
-        } else {
-            digits.clone()
-        };
-
-        let parsed = if digits.len() <= MAX_PARSE_DIGITS {
+        let parsed = if digits <= MAX_PARSE_DIGITS {
             parse_usable(&cleaned, default_region)
         } else {
             None
         };
-
+        let e164 = parsed
+            .as_ref()
+            .and_then(|number| format_number(number, Mode::E164));
         Some(CallerNumber {
             raw: raw.to_owned(),
             cleaned,
-            parsed,
+            e164,
             extension,
+            parsed: OnceLock::from(parsed),
         })
     }
 
@@ -107,9 +170,7 @@ impl CallerNumber {
 
     /// E.164 when libphonenumber could parse the number into a valid (or at least possible) number, else None.
     pub fn e164(&self) -> Option<String> {
-        self.parsed
-            .as_ref()
-            .and_then(|number| format_number(number, Mode::E164))
+        self.e164.clone()
     }
 
     /// The number in the given notation; falls back to the cleaned digits (with '+' if the input had one) when it cannot be parsed. Raw gives the trimmed original.
@@ -134,19 +195,28 @@ impl CallerNumber {
 
     /// The key used for caching and deduplication: e164 if known, else the cleaned digits.
     pub fn canonical(&self) -> String {
-        self.e164().unwrap_or_else(|| self.cleaned.clone())
+        self.e164.clone().unwrap_or_else(|| self.cleaned.clone())
+    }
+
+    /// The parsed number, re-parsed from E.164 the first time a number read back from the queue
+    /// needs it.
+    fn parsed(&self) -> Option<&PhoneNumber> {
+        self.parsed
+            .get_or_init(|| {
+                let e164 = self.e164.as_deref()?;
+                catch_unwind(|| phonenumber::parse(None, e164)).ok()?.ok()
+            })
+            .as_ref()
     }
 
     fn formatted(&self, n: Notation) -> Option<String> {
-        let number = self.parsed.as_ref()?;
+        let format = |mode| self.parsed().and_then(|number| format_number(number, mode));
         match n {
-            Notation::E164 => format_number(number, Mode::E164),
-            Notation::E164Digits => format_number(number, Mode::E164).map(|s| only_digits(&s)),
-            Notation::National => format_number(number, Mode::National),
-            Notation::NationalDigits => {
-                format_number(number, Mode::National).map(|s| only_digits(&s))
-            }
-            Notation::International => format_number(number, Mode::International),
+            Notation::E164 => self.e164.clone(),
+            Notation::E164Digits => self.e164.as_deref().map(only_digits),
+            Notation::National => format(Mode::National),
+            Notation::NationalDigits => format(Mode::National).map(|s| only_digits(&s)),
+            Notation::International => format(Mode::International),
             Notation::Raw => Some(self.raw.clone()),
         }
     }
@@ -502,6 +572,39 @@ mod tests {
         assert!(shown.starts_with("CallerNumber("), "{shown}");
         assert!(!shown.contains("3175550"), "{shown}");
         assert!(!format!("{:?}", Some(number)).contains("3175550"));
+    }
+
+    #[test]
+    fn a_number_read_back_from_storage_keeps_every_notation_without_its_region() {
+        for (raw, region) in [
+            ("sip:+13175550125@10.0.0.1;user=phone", country::Id::US),
+            ("020 7946 0018", country::Id::GB),
+            ("tel:+13175550125;ext=123", country::Id::US),
+            ("tel:+999 123", country::Id::US),
+            ("sip:4021@pbx.local", country::Id::US),
+        ] {
+            let number = CallerNumber::parse(raw, region).expect("digits");
+            let text = serde_json::to_string(&number).unwrap();
+            let back: CallerNumber = serde_json::from_str(&text).unwrap();
+            assert_eq!(back, number, "{raw:?}");
+            assert_eq!(back.extension(), number.extension(), "{raw:?}");
+            for notation in Notation::ALL {
+                assert_eq!(
+                    back.notation(notation),
+                    number.notation(notation),
+                    "{raw:?} {notation:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_stored_number_holds_its_raw_and_e164_forms_only() {
+        let number = us("(317) 555-0125").expect("digits");
+        assert_eq!(
+            serde_json::to_value(&number).unwrap(),
+            serde_json::json!({"raw": "(317) 555-0125", "e164": "+13175550125"})
+        );
     }
 
     #[test]

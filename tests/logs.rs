@@ -27,7 +27,7 @@ impl Write for Capture {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .extend_from_slice(buf);
         Ok(buf.len())
     }
@@ -109,8 +109,13 @@ async fn the_logs_of_a_full_run_contain_no_secret_and_no_personal_data() {
     }));
     a_full_run(&app).await;
 
-    let logs =
-        String::from_utf8_lossy(&capture.0.lock().unwrap_or_else(|e| e.into_inner())).to_string();
+    let logs = String::from_utf8_lossy(
+        &capture
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    )
+    .to_string();
     assert!(
         logs.contains("participant attributes written"),
         "the capture saw the pipeline"

@@ -9,8 +9,8 @@ use moka::future::Cache;
 use moka::Expiry;
 
 use super::breaker::{Breaker, Permit};
-use super::{CrmAdapter, CrmError, CrmRecord, CustomerKey};
-use crate::config::{CacheSettings, KeyKind};
+use super::{CrmAdapter, CrmError, CrmRecord, CustomerKey, KeyKind};
+use crate::config::{CacheSettings, CrmSettings};
 use crate::metrics;
 use crate::retry::Retryable as _;
 
@@ -51,6 +51,21 @@ pub struct CachedCrm {
 }
 
 impl CachedCrm {
+    /// The cache `[cache]` describes, trying keys in `crm.key_order`, behind the breaker
+    /// `crm.breaker_*` describes.
+    pub fn from_settings(
+        crm: &CrmSettings,
+        cache: &CacheSettings,
+        adapter: Arc<dyn CrmAdapter>,
+    ) -> Self {
+        Self::new(
+            adapter,
+            cache,
+            crm.key_order.clone(),
+            Breaker::new(crm.breaker_failures, crm.breaker_cooldown()),
+        )
+    }
+
     pub fn new(
         adapter: Arc<dyn CrmAdapter>,
         settings: &CacheSettings,
@@ -60,8 +75,8 @@ impl CachedCrm {
         let cache = Cache::builder()
             .max_capacity(settings.max_entries)
             .expire_after(ByOutcome {
-                found: Duration::from_secs(settings.ttl_secs),
-                not_found: Duration::from_secs(settings.not_found_ttl_secs),
+                found: settings.ttl(),
+                not_found: settings.not_found_ttl(),
             })
             .build();
         Self {

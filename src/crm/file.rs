@@ -23,7 +23,9 @@ pub struct FileCrm {
 }
 
 impl FileCrm {
-    pub fn load(settings: &FileCrmSettings, region: country::Id) -> anyhow::Result<Self> {
+    /// Reads and indexes `crm.file.path`; `region` is `phone.default_region`, for numbers in the
+    /// file written without a country code.
+    pub fn from_settings(settings: &FileCrmSettings, region: country::Id) -> anyhow::Result<Self> {
         let path = settings.path.as_path();
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("crm.file.path: cannot read {}", path.display()))?;
@@ -201,10 +203,10 @@ mod tests {
     fn the_shipped_sample_files_load() {
         let mut s = settings();
         s.path = "config/customers.json".into();
-        let json = FileCrm::load(&s, country::Id::US).unwrap();
+        let json = FileCrm::from_settings(&s, country::Id::US).unwrap();
         assert!(json.len() >= 5);
         s.path = "config/customers.csv".into();
-        let csv = FileCrm::load(&s, country::Id::US).unwrap();
+        let csv = FileCrm::from_settings(&s, country::Id::US).unwrap();
         assert_eq!(csv.len(), json.len());
     }
 

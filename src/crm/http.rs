@@ -6,15 +6,14 @@
 //! Phone lookups try the configured notations in order, because CRMs store numbers as typed.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::Method;
 use secrecy::ExposeSecret;
 
-use super::{CrmAdapter, CrmError, CrmRecord, CustomerKey};
-use crate::config::{HttpAuthKind, HttpCrmSettings, KeyKind};
+use super::{CrmAdapter, CrmError, CrmRecord, CustomerKey, KeyKind};
+use crate::config::{HttpAuthKind, HttpCrmSettings};
 use crate::metrics;
 use crate::phone::Notation;
 use crate::retry::RetryPolicy;
@@ -40,7 +39,9 @@ pub struct HttpCrm {
 }
 
 impl HttpCrm {
-    pub fn new(settings: &HttpCrmSettings) -> anyhow::Result<Self> {
+    /// The adapter `[crm.http]` describes (validated at load: the errors here are belts and
+    /// braces).
+    pub fn from_settings(settings: &HttpCrmSettings) -> anyhow::Result<Self> {
         let mut headers = HeaderMap::new();
         headers.insert(
             reqwest::header::ACCEPT,
@@ -81,7 +82,7 @@ impl HttpCrm {
                         base64::engine::general_purpose::STANDARD.encode(raw)
                     ),
                     "crm.http.password",
-                )?
+                )?;
             }
             HttpAuthKind::ApiKey => sensitive(
                 HeaderName::from_bytes(settings.api_key_header.as_bytes())
@@ -91,8 +92,8 @@ impl HttpCrm {
             )?,
         }
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(settings.timeout_ms))
-            .connect_timeout(Duration::from_millis(settings.timeout_ms.min(2000)))
+            .timeout(settings.timeout())
+            .connect_timeout(settings.connect_timeout())
             .default_headers(headers)
             .user_agent(concat!("attrsync/", env!("CARGO_PKG_VERSION")))
             // A template must not be redirected to a host nobody configured.
@@ -107,17 +108,8 @@ impl HttpCrm {
             results_pointer: settings.results_pointer.clone(),
             fields: settings.fields.clone(),
             phone_notations: settings.phone_notations.clone(),
-            budget: crate::budget::RateBudget::per_minute(
-                "crm",
-                settings.rate_limit_per_minute,
-                settings.rate_limit_burst,
-            ),
-            retry: RetryPolicy {
-                max_retries: settings.max_retries,
-                base_delay: Duration::from_millis(settings.retry_base_ms),
-                max_delay: Duration::from_millis(settings.retry_max_ms),
-                max_retry_after: Duration::from_millis(settings.retry_max_ms),
-            },
+            budget: settings.budget(),
+            retry: settings.retry(),
         })
     }
 
@@ -282,14 +274,15 @@ mod tests {
             "password": "", "api_key_header": "X-API-Key", "api_key": "",
             "results_pointer": results_pointer, "fields": {}, "phone_notations": ["e164"],
             "rate_limit_per_minute": 0, "rate_limit_burst": 1,
-            "timeout_ms": 100, "max_retries": 0, "retry_base_ms": 1, "retry_max_ms": 1
+            "timeout_ms": 100, "max_retries": 0, "retry_base_ms": 1, "retry_max_ms": 1,
+            "max_retry_after_secs": 1
         }))
         .unwrap();
         settings.fields = fields
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        HttpCrm::new(&settings).unwrap()
+        HttpCrm::from_settings(&settings).unwrap()
     }
 
     #[test]

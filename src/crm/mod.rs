@@ -1,52 +1,30 @@
-//! CRM adapters: one small trait, the customer keys it is asked about, its errors, and the choice
-//! of adapter made once from configuration. The cache in front of every adapter is in `cache`.
+//! CRM adapters: one small trait, its errors, and the choice of adapter made once from
+//! configuration. The keys an adapter is asked about are `domain::CustomerKey` (re-exported
+//! here); the cache and circuit breaker in front of every adapter are `cache` and `breaker`.
 
 pub mod breaker;
 pub mod cache;
+pub mod dynamics;
 pub mod file;
+pub mod freshdesk;
 pub mod http;
+pub mod hubspot;
+pub mod salesforce;
+pub mod servicenow;
 pub mod vendor;
+pub mod zendesk;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{CrmAdapterKind, KeyKind, Settings};
-use crate::phone::CallerNumber;
+use crate::config::{CrmAdapterKind, Settings};
 use crate::retry::Retryable;
+
+pub use crate::domain::{CustomerKey, KeyKind};
 
 /// A customer as the CRM returned it: a JSON object, flattened and mapped later by the merge
 /// policy.
 pub type CrmRecord = serde_json::Map<String, serde_json::Value>;
-
-/// One way of identifying the customer, as handed to an adapter.
-#[derive(Debug, Clone)]
-pub enum CustomerKey {
-    CustomerId(String),
-    ExternalContactId(String),
-    Phone(CallerNumber),
-    Email(String),
-}
-
-impl CustomerKey {
-    pub fn kind(&self) -> KeyKind {
-        match self {
-            CustomerKey::CustomerId(_) => KeyKind::CustomerId,
-            CustomerKey::ExternalContactId(_) => KeyKind::ExternalContactId,
-            CustomerKey::Phone(_) => KeyKind::Phone,
-            CustomerKey::Email(_) => KeyKind::Email,
-        }
-    }
-
-    /// Cache identity: a phone number in any notation maps to one entry.
-    pub fn cache_key(&self) -> String {
-        match self {
-            CustomerKey::CustomerId(id) => format!("id:{id}"),
-            CustomerKey::ExternalContactId(id) => format!("ext:{id}"),
-            CustomerKey::Phone(n) => format!("phone:{}", n.canonical()),
-            CustomerKey::Email(e) => format!("email:{}", e.to_lowercase()),
-        }
-    }
-}
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CrmError {
@@ -100,10 +78,11 @@ pub trait CrmAdapter: Send + Sync {
 
 /// Builds the configured adapter.
 pub fn from_settings(settings: &Settings) -> anyhow::Result<Arc<dyn CrmAdapter>> {
-    let region = crate::phone::parse_region(&settings.phone.default_region)
-        .map_err(|e| anyhow::anyhow!("phone.default_region: {e}"))?;
     Ok(match settings.crm.adapter {
-        CrmAdapterKind::File => Arc::new(file::FileCrm::load(&settings.crm.file, region)?),
-        CrmAdapterKind::Http => Arc::new(http::HttpCrm::new(&settings.crm.http)?),
+        CrmAdapterKind::File => Arc::new(file::FileCrm::from_settings(
+            &settings.crm.file,
+            settings.phone.default_region,
+        )?),
+        CrmAdapterKind::Http => Arc::new(http::HttpCrm::from_settings(&settings.crm.http)?),
     })
 }

@@ -5,6 +5,7 @@
 //! any other 4xx fails at once and carries Genesys's `code`, `message` and `contextId`.
 
 pub mod model;
+pub mod region;
 pub mod token;
 
 use std::collections::BTreeMap;
@@ -12,8 +13,8 @@ use std::time::Duration;
 
 use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
-use secrecy::SecretString;
 
+use crate::config::GenesysSettings;
 use crate::domain::{ConversationId, ParticipantId};
 use crate::metrics;
 use crate::retry::{RetryPolicy, Retryable};
@@ -120,19 +121,6 @@ impl Retryable for GenesysError {
     }
 }
 
-/// Connection details for [`GenesysClient::new`].
-pub struct GenesysConfig {
-    pub api_base: url::Url,
-    pub login_base: url::Url,
-    pub client_id: String,
-    pub client_secret: SecretString,
-    pub timeout: Duration,
-    pub connect_timeout: Duration,
-    pub token_refresh_margin: Duration,
-    pub retry: RetryPolicy,
-    pub budget: crate::budget::RateBudget,
-}
-
 #[derive(Clone)]
 pub struct GenesysClient {
     http: reqwest::Client,
@@ -143,27 +131,29 @@ pub struct GenesysClient {
 }
 
 impl GenesysClient {
-    pub fn new(config: GenesysConfig) -> Result<Self, GenesysError> {
+    /// The client `[genesys]` describes: its hosts, credentials, timeouts, retries and budget.
+    pub fn from_settings(settings: &GenesysSettings) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
         let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.connect_timeout)
+            .timeout(settings.timeout())
+            .connect_timeout(settings.connect_timeout())
             .user_agent(concat!("attrsync/", env!("CARGO_PKG_VERSION")))
             .pool_idle_timeout(Duration::from_secs(50))
             .build()
-            .map_err(|e| GenesysError::InvalidResponse(format!("HTTP client: {e}")))?;
+            .context("building the Genesys HTTP client")?;
         let tokens = TokenProvider::new(
             http.clone(),
-            &config.login_base,
-            config.client_id,
-            config.client_secret,
-            config.token_refresh_margin,
+            &settings.login_url()?,
+            settings.client_id.clone(),
+            settings.client_secret.clone(),
+            settings.token_refresh_margin(),
         )?;
         Ok(Self {
             http,
-            api_base: config.api_base,
+            api_base: settings.api_url()?,
             tokens,
-            retry: config.retry,
-            budget: std::sync::Arc::new(config.budget),
+            retry: settings.retry(),
+            budget: std::sync::Arc::new(settings.budget()),
         })
     }
 

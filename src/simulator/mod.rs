@@ -12,15 +12,27 @@
 //! and benchmarks).
 
 pub mod crm;
+pub mod dynamics;
+pub mod freshdesk;
 pub mod genesys;
+pub mod hubspot;
+pub mod salesforce;
+pub mod servicenow;
 pub mod traffic;
+pub mod zendesk;
 
 pub use crm::{CrmSim, CrmSimConfig};
+pub use dynamics::{DynamicsSim, DynamicsSimConfig};
+pub use freshdesk::{FreshdeskSim, FreshdeskSimConfig};
 pub use genesys::{
     eventbridge_customer_start, CreatedConversation, Fault, GenesysSim, GenesysSimConfig,
     MediaType, NewConversation, Op, SimStats,
 };
+pub use hubspot::{HubSpotSim, HubSpotSimConfig};
+pub use salesforce::{SalesforceSim, SalesforceSimConfig};
+pub use servicenow::{ServiceNowSim, ServiceNowSimConfig};
 pub use traffic::Traffic;
+pub use zendesk::{ZendeskSim, ZendeskSimConfig};
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Mutex, MutexGuard};

@@ -1,7 +1,7 @@
 //! Inbound authentication as configured by default: every ingest endpoint refuses a request
 //! without valid credentials before looking at it, and a signed CTI event cannot be replayed.
 
-use attrsync::auth::{AuthMode, EndpointAuth};
+use attrsync::config::{AuthMode, EndpointAuth};
 use secrecy::SecretString;
 use serde_json::{json, Value};
 

@@ -245,3 +245,71 @@ async fn fields_of_the_wrong_type_are_a_422_naming_them() {
     }
     nothing_happened(&app).await;
 }
+
+#[tokio::test]
+async fn an_unknown_path_or_method_is_answered_with_an_error_body() {
+    let app = spawn_app().await;
+    let response = app.get("/v1/nothing-here").await;
+    assert_eq!(response.status(), 404);
+    assert_eq!(json_body(response).await["code"], "not_found");
+    let response = app.get("/v1/lookup").await;
+    assert_eq!(response.status(), 405);
+    assert_eq!(json_body(response).await["code"], "method_not_allowed");
+}
+
+#[tokio::test]
+async fn a_request_over_the_time_limit_is_answered_408_with_an_error_body() {
+    let app = spawn_app_with(|settings, sims| {
+        crate::helpers::use_http_crm(settings, &sims.crm);
+        settings.server.request_timeout_ms = 200;
+        settings.lookup.deadline_ms = 5_000;
+    })
+    .await;
+    app.crm.set_latency(std::time::Duration::from_secs(2));
+    let response = app.post_lookup(&json!({"ani": "tel:+13175550125"})).await;
+    assert_eq!(response.status(), 408);
+    let body = json_body(response).await;
+    assert_eq!(body["code"], "timeout", "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("200 ms")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn load_shedding_answers_503_overloaded_without_claiming_the_queue_is_full() {
+    let app = spawn_app_with(|settings, sims| {
+        crate::helpers::use_http_crm(settings, &sims.crm);
+        settings.server.max_concurrent_requests = 1;
+        settings.lookup.deadline_ms = 2_000;
+    })
+    .await;
+    app.crm.set_latency(std::time::Duration::from_secs(1));
+    let first = json!({"ani": "tel:+13175550125"});
+    let slow = app.post_lookup(&first);
+    let shed = async {
+        // The first lookup holds the only slot while the CRM takes its time.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        app.post_lookup(&json!({"ani": "tel:+13175550199"})).await
+    };
+    let (slow, shed) = tokio::join!(slow, shed);
+    assert_eq!(slow.status(), 200);
+    assert_eq!(shed.status(), 503);
+    assert_eq!(
+        shed.headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let body = json_body(shed).await;
+    assert_eq!(body["code"], "overloaded", "{body}");
+    assert!(
+        !body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("queue"),
+        "{body}"
+    );
+}

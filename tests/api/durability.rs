@@ -413,7 +413,7 @@ async fn bursts_of_429_and_503_delay_writes_without_a_retry_storm() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_processes_on_one_postgres_queue_process_every_event_once() {
     let Some((settings, _)) =
-        crate::queue_store::fresh_store_settings(attrsync::config::QueueBackend::Postgres).await
+        crate::stores::fresh_store_settings(attrsync::config::QueueBackend::Postgres).await
     else {
         eprintln!(
             "skipped: two processes on PostgreSQL (set ATTRSYNC_TEST_DATABASE_URL to run it)"

@@ -10,9 +10,11 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use attrsync::app::{App, AppState};
-use attrsync::auth::{AuthMode, EndpointAuth};
-use attrsync::config::{CrmAdapterKind, KeyKind, LogFormat, Settings, TelemetrySettings};
+use attrsync::app::App;
+use attrsync::config::{AuthMode, EndpointAuth};
+use attrsync::config::{CrmAdapterKind, LogFormat, Settings, TelemetrySettings};
+use attrsync::domain::KeyKind;
+use attrsync::http::AppState;
 use attrsync::simulator::{
     CreatedConversation, CrmSim, CrmSimConfig, GenesysSim, GenesysSimConfig, MediaType,
     NewConversation,

@@ -1,9 +1,13 @@
-//! attrsync's integration tests: one binary, one module per area, every test against a real
-//! attrsync instance wired to the Genesys and CRM simulators (see `helpers`).
+//! attrsync's API tests: one binary, one module per area, every test against a real attrsync
+//! instance wired to the Genesys and CRM simulators (see `helpers`). The property tests, the
+//! artefact checks, the queue store's contract, the log capture and the dependency rule are
+//! binaries of their own (`tests/properties/`, `tests/artefacts/`, `tests/queue_store.rs`,
+//! `tests/logs.rs`, `tests/architecture.rs`).
 
 mod helpers;
+#[path = "../support/stores.rs"]
+mod stores;
 
-mod artefacts;
 mod auth;
 mod bad_input;
 mod docs;
@@ -14,5 +18,3 @@ mod genesys_client;
 mod lookup;
 mod merge;
 mod ops;
-mod properties;
-mod queue_store;

@@ -87,7 +87,46 @@ async fn every_response_carries_a_request_id_and_a_given_one_is_echoed() {
         .await
         .expect("GET /healthz");
     assert_eq!(
-        response.headers().get("x-request-id").map(|v| v.as_bytes()),
+        response
+            .headers()
+            .get("x-request-id")
+            .map(reqwest::header::HeaderValue::as_bytes),
         Some(&b"test-correlation-42"[..])
+    );
+}
+
+#[tokio::test]
+async fn readiness_reports_a_queue_backend_that_is_gone() {
+    let Some((settings, _)) =
+        crate::stores::fresh_store_settings(attrsync::config::QueueBackend::Postgres).await
+    else {
+        eprintln!(
+            "skipped: readiness with PostgreSQL down (set ATTRSYNC_TEST_DATABASE_URL to run it)"
+        );
+        return;
+    };
+    let url = secrecy::ExposeSecret::expose_secret(&settings.postgres_url).to_owned();
+    let schema = settings.postgres_schema.clone();
+    let app = crate::helpers::spawn_app_with(move |s, _| s.queue = settings).await;
+    assert_eq!(app.get("/readyz").await.status(), 200);
+
+    let admin = sqlx::PgPool::connect(&url).await.expect("connect");
+    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&admin)
+        .await
+        .expect("drop");
+    let response = app.get("/readyz").await;
+    assert_eq!(response.status(), 503);
+    let body = crate::helpers::json_body(response).await;
+    assert!(
+        body["checks"]["queue"]
+            .as_str()
+            .is_some_and(|q| q.starts_with("error")),
+        "{body}"
+    );
+    assert_eq!(
+        app.get("/healthz").await.status(),
+        200,
+        "alive, just not ready"
     );
 }

@@ -1,0 +1,240 @@
+//! Results: one [`ScenarioResult`] per scenario, the table printed to the terminal, the machine
+//! description and the JSON file.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Context as _;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::load::Latency;
+
+/// A target from the brief, and where the run stands against it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Target {
+    pub name: String,
+    pub wanted: String,
+    pub actual: String,
+    pub met: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ScenarioResult {
+    pub scenario: String,
+    pub ok: bool,
+    pub error: Option<String>,
+    /// Headline rate (events or requests per second) and what it counts.
+    pub rate: Option<f64>,
+    pub rate_unit: String,
+    pub rate_definition: String,
+    /// The headline latency and what it measures.
+    pub latency_kind: String,
+    pub latency: Option<Latency>,
+    /// Further latency distributions (name -> percentiles), printed as extra table lines.
+    pub more_latencies: BTreeMap<String, Latency>,
+    pub genesys_calls_per_event: Option<f64>,
+    /// Tokens the Genesys simulator issued over the whole child lifetime (readiness included).
+    pub token_fetches: Option<u64>,
+    pub crm_calls_per_unique_caller: Option<f64>,
+    pub rate_limited_429: Option<u64>,
+    pub events_lost: Option<i64>,
+    pub rss_idle_mb: Option<f64>,
+    pub rss_after_mb: Option<f64>,
+    pub rss_peak_mb: Option<f64>,
+    pub targets: Vec<Target>,
+    pub details: Map<String, Value>,
+}
+
+impl ScenarioResult {
+    pub fn new(name: &str) -> Self {
+        Self {
+            scenario: name.to_owned(),
+            ok: true,
+            ..Self::default()
+        }
+    }
+
+    pub fn failed(name: &str, error: &anyhow::Error) -> Self {
+        Self {
+            scenario: name.to_owned(),
+            ok: false,
+            error: Some(format!("{error:#}")),
+            ..Self::default()
+        }
+    }
+
+    pub fn detail(&mut self, key: &str, value: impl Into<Value>) {
+        self.details.insert(key.to_owned(), value.into());
+    }
+
+    pub fn target(&mut self, name: &str, wanted: &str, actual: String, met: bool) {
+        self.targets.push(Target {
+            name: name.to_owned(),
+            wanted: wanted.to_owned(),
+            actual,
+            met,
+        });
+    }
+}
+
+pub fn kb_to_mb(kb: u64) -> f64 {
+    kb as f64 / 1024.0
+}
+
+fn opt(v: Option<f64>, decimals: usize) -> String {
+    v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.decimals$}"))
+}
+
+const HEADER: &[(&str, usize)] = &[
+    ("scenario", 26),
+    ("rate", 14),
+    ("p50 ms", 9),
+    ("p90 ms", 9),
+    ("p99 ms", 9),
+    ("p99.9 ms", 9),
+    ("G/ev", 6),
+    ("tokens", 6),
+    ("CRM/caller", 10),
+    ("429s", 6),
+    ("lost", 6),
+    ("peak RSS", 9),
+];
+
+fn line(cells: &[String]) -> String {
+    let mut out = String::new();
+    for (i, (cell, (_, width))) in cells.iter().zip(HEADER).enumerate() {
+        if i == 0 {
+            let _ = write!(out, "{cell:<width$}");
+        } else {
+            let _ = write!(out, " {cell:>width$}");
+        }
+    }
+    out
+}
+
+pub fn header() -> String {
+    let names: Vec<String> = HEADER.iter().map(|(n, _)| (*n).to_owned()).collect();
+    let head = line(&names);
+    format!("{head}\n{}", "-".repeat(head.len()))
+}
+
+fn latency_cells(l: Option<&Latency>) -> [String; 4] {
+    match l {
+        Some(l) => [
+            format!("{:.3}", l.p50_ms),
+            format!("{:.3}", l.p90_ms),
+            format!("{:.3}", l.p99_ms),
+            format!("{:.3}", l.p999_ms),
+        ],
+        None => ["n/a".into(), "n/a".into(), "n/a".into(), "n/a".into()],
+    }
+}
+
+/// The scenario's table line(s): the headline, then one line per further latency.
+pub fn rows(r: &ScenarioResult) -> String {
+    if !r.ok {
+        return format!(
+            "{:<26} FAILED: {}",
+            r.scenario,
+            r.error.as_deref().unwrap_or("unknown error")
+        );
+    }
+    let rate = r
+        .rate
+        .map_or_else(|| "n/a".to_owned(), |v| format!("{v:.0} {}", r.rate_unit));
+    let [p50, p90, p99, p999] = latency_cells(r.latency.as_ref());
+    let mut out = line(&[
+        r.scenario.clone(),
+        rate,
+        p50,
+        p90,
+        p99,
+        p999,
+        opt(r.genesys_calls_per_event, 2),
+        r.token_fetches
+            .map_or_else(|| "n/a".to_owned(), |v| v.to_string()),
+        opt(r.crm_calls_per_unique_caller, 3),
+        r.rate_limited_429
+            .map_or_else(|| "n/a".to_owned(), |v| v.to_string()),
+        r.events_lost
+            .map_or_else(|| "n/a".to_owned(), |v| v.to_string()),
+        r.rss_peak_mb
+            .map_or_else(|| "n/a".to_owned(), |v| format!("{v:.1} MB")),
+    ]);
+    let _ = write!(out, "\n{:<26}   latency = {}", "", r.latency_kind);
+    for (name, l) in &r.more_latencies {
+        let [p50, p90, p99, p999] = latency_cells(Some(l));
+        let label = format!("  + {name}");
+        let mut cells = vec![label, String::new(), p50, p90, p99, p999];
+        cells.resize(HEADER.len(), String::new());
+        let _ = write!(out, "\n{}", line(&cells).trim_end());
+    }
+    if r.rss_idle_mb.is_some() || r.rss_after_mb.is_some() {
+        let _ = write!(
+            out,
+            "\n{:<26}   RSS idle {} MB, after {} MB, peak {} MB",
+            "",
+            opt(r.rss_idle_mb, 1),
+            opt(r.rss_after_mb, 1),
+            opt(r.rss_peak_mb, 1)
+        );
+    }
+    for t in &r.targets {
+        let _ = write!(
+            out,
+            "\n{:<26}   target {}: want {}, got {} -> {}",
+            "",
+            t.name,
+            t.wanted,
+            t.actual,
+            if t.met { "MET" } else { "NOT MET" }
+        );
+    }
+    out
+}
+
+/// nproc, CPU model, memory, kernel.
+pub fn machine() -> Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_owned())
+        .unwrap_or_else(|| "unknown".to_owned());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_kb = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<u64>().ok());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default();
+    serde_json::json!({
+        "nproc": std::thread::available_parallelism().map(std::num::NonZero::get).unwrap_or(0),
+        "cpu_model": model,
+        "mem_total_mb": mem_kb.map(kb_to_mb),
+        "kernel": kernel,
+        "loadavg_at_start": loadavg(),
+        "os": std::env::consts::OS,
+        "arch": std::env::consts::ARCH,
+    })
+}
+
+/// The 1, 5 and 15 minute load averages.
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+pub fn write_json(path: &Path, doc: &Value) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let text = serde_json::to_string_pretty(doc)?;
+    std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
+}

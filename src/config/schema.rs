@@ -1,0 +1,346 @@
+//! The sections of the configuration, as plain data, each with the typed accessors its component
+//! builds itself from (`timeout()`, `retry()`, `budget()`, ...): the raw `_ms`/`_secs` numbers
+//! become `Duration`s here and nowhere else.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use phonenumber::country;
+use secrecy::SecretString;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::{invalid, redacted, ConfigError};
+use crate::budget::RateBudget;
+use crate::domain::KeyKind;
+use crate::genesys::region::region_domain;
+use crate::merge::{MergePolicy, Overwrite};
+use crate::phone::Notation;
+use crate::redact::RedactMode;
+use crate::retry::RetryPolicy;
+
+/// The sample customer file the embedded defaults name (`crm.file.path`).
+pub const DEFAULT_CUSTOMER_FILE: &str = "config/customers.json";
+
+/// The sample customers, embedded, so `attrsync demo` runs wherever the binary is.
+pub const SAMPLE_CUSTOMERS: &str = include_str!("../../config/customers.json");
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    pub body_limit_bytes: usize,
+    pub request_timeout_ms: u64,
+    pub shutdown_grace_secs: u64,
+    pub max_concurrent_requests: usize,
+}
+
+impl ServerSettings {
+    /// `host:port`, for binding.
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct GenesysSettings {
+    pub region: String,
+    pub api_url: String,
+    pub login_url: String,
+    pub client_id: String,
+    #[serde(serialize_with = "redacted")]
+    pub client_secret: SecretString,
+    pub timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+    pub token_refresh_margin_secs: u64,
+    pub max_retries: usize,
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    pub max_retry_after_secs: u64,
+    pub rate_limit_per_minute: u32,
+    pub rate_limit_burst: u32,
+    pub participant_purposes: Vec<String>,
+}
+
+impl GenesysSettings {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+    pub fn token_refresh_margin(&self) -> Duration {
+        Duration::from_secs(self.token_refresh_margin_secs)
+    }
+    pub fn retry(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_retries: self.max_retries,
+            base_delay: Duration::from_millis(self.retry_base_ms),
+            max_delay: Duration::from_millis(self.retry_max_ms),
+            max_retry_after: Duration::from_secs(self.max_retry_after_secs),
+        }
+    }
+    /// A fresh budget of `rate_limit_per_minute` (each client owns its own).
+    pub fn budget(&self) -> RateBudget {
+        RateBudget::per_minute("genesys", self.rate_limit_per_minute, self.rate_limit_burst)
+    }
+
+    /// The Platform API base: `api_url`, or `https://api.<region's domain>`.
+    pub fn api_url(&self) -> Result<url::Url, ConfigError> {
+        self.url(&self.api_url, "api", "genesys.api_url")
+    }
+
+    /// The login host (token endpoint): `login_url`, or `https://login.<region's domain>`.
+    pub fn login_url(&self) -> Result<url::Url, ConfigError> {
+        self.url(&self.login_url, "login", "genesys.login_url")
+    }
+
+    fn url(&self, explicit: &str, host: &str, key: &str) -> Result<url::Url, ConfigError> {
+        let raw = if explicit.trim().is_empty() {
+            let domain = region_domain(&self.region)
+                .map_err(|e| invalid("genesys.region", e.to_string()))?;
+            format!("https://{host}.{domain}")
+        } else {
+            explicit.trim().trim_end_matches('/').to_owned()
+        };
+        let url = url::Url::parse(&raw).map_err(|e| invalid(key, format!("`{raw}`: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(invalid(key, "must be an http or https URL"));
+        }
+        Ok(url)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CrmAdapterKind {
+    File,
+    Http,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct CrmSettings {
+    pub adapter: CrmAdapterKind,
+    pub key_order: Vec<KeyKind>,
+    pub breaker_failures: u32,
+    pub breaker_cooldown_ms: u64,
+    pub file: FileCrmSettings,
+    pub http: HttpCrmSettings,
+}
+
+impl CrmSettings {
+    pub fn breaker_cooldown(&self) -> Duration {
+        Duration::from_millis(self.breaker_cooldown_ms)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct FileCrmSettings {
+    pub path: PathBuf,
+    pub id_field: String,
+    pub phone_fields: Vec<String>,
+    pub email_fields: Vec<String>,
+    pub external_contact_id_field: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HttpAuthKind {
+    None,
+    Bearer,
+    Basic,
+    ApiKey,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct HttpCrmSettings {
+    pub templates: BTreeMap<KeyKind, String>,
+    pub allowed_hosts: Vec<String>,
+    pub method: String,
+    pub headers: BTreeMap<String, String>,
+    pub auth: HttpAuthKind,
+    #[serde(serialize_with = "redacted")]
+    pub token: SecretString,
+    pub username: String,
+    #[serde(serialize_with = "redacted")]
+    pub password: SecretString,
+    pub api_key_header: String,
+    #[serde(serialize_with = "redacted")]
+    pub api_key: SecretString,
+    pub results_pointer: String,
+    pub fields: BTreeMap<String, String>,
+    pub phone_notations: Vec<Notation>,
+    pub rate_limit_per_minute: u32,
+    pub rate_limit_burst: u32,
+    pub timeout_ms: u64,
+    pub max_retries: usize,
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    pub max_retry_after_secs: u64,
+}
+
+impl HttpCrmSettings {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+    /// The connect timeout: the request timeout, at most 2 s.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms.min(2000))
+    }
+    pub fn retry(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_retries: self.max_retries,
+            base_delay: Duration::from_millis(self.retry_base_ms),
+            max_delay: Duration::from_millis(self.retry_max_ms),
+            max_retry_after: Duration::from_secs(self.max_retry_after_secs),
+        }
+    }
+    /// A fresh budget of `rate_limit_per_minute` (0 = none).
+    pub fn budget(&self) -> RateBudget {
+        RateBudget::per_minute("crm", self.rate_limit_per_minute, self.rate_limit_burst)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct CacheSettings {
+    pub ttl_secs: u64,
+    pub not_found_ttl_secs: u64,
+    pub max_entries: u64,
+}
+
+impl CacheSettings {
+    pub fn ttl(&self) -> Duration {
+        Duration::from_secs(self.ttl_secs)
+    }
+    pub fn not_found_ttl(&self) -> Duration {
+        Duration::from_secs(self.not_found_ttl_secs)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct PhoneSettings {
+    /// Parsed once, at load: a bad region fails start-up naming `phone.default_region`.
+    #[serde(deserialize_with = "region", serialize_with = "region_code")]
+    pub default_region: country::Id,
+}
+
+fn region<'de, D: Deserializer<'de>>(deserializer: D) -> Result<country::Id, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    crate::phone::parse_region(&text).map_err(serde::de::Error::custom)
+}
+
+fn region_code<S: Serializer>(region: &country::Id, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(region.as_ref())
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct MergeSettings {
+    pub prefix: String,
+    pub overwrite: Overwrite,
+    pub max_value_chars: usize,
+    pub flatten_separator: String,
+    pub timestamp_attribute: String,
+    pub found_attribute: String,
+    pub exclude: Vec<String>,
+    pub fields: BTreeMap<String, String>,
+}
+
+impl MergeSettings {
+    /// The merge policy the pipeline applies; an empty attribute name means "none".
+    pub fn policy(&self) -> MergePolicy {
+        let optional = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
+        MergePolicy {
+            prefix: self.prefix.clone(),
+            fields: self.fields.clone(),
+            exclude: self.exclude.clone(),
+            overwrite: self.overwrite,
+            max_value_chars: self.max_value_chars,
+            flatten_separator: self.flatten_separator.clone(),
+            timestamp_attribute: optional(&self.timestamp_attribute),
+            found_attribute: optional(&self.found_attribute),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueBackend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct QueueSettings {
+    pub backend: QueueBackend,
+    pub sqlite_path: PathBuf,
+    #[serde(serialize_with = "redacted")]
+    pub postgres_url: SecretString,
+    pub postgres_schema: String,
+    pub postgres_max_connections: u32,
+    pub capacity: usize,
+    pub workers: usize,
+    pub lease_secs: u64,
+    pub poll_interval_ms: u64,
+    pub dedup_window_secs: u64,
+    pub dedup_retention_secs: u64,
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    pub max_attempts: u32,
+    pub retry_horizon_secs: u64,
+}
+
+impl QueueSettings {
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.lease_secs)
+    }
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms)
+    }
+    pub fn dedup_window(&self) -> Duration {
+        Duration::from_secs(self.dedup_window_secs)
+    }
+    pub fn dedup_retention(&self) -> Duration {
+        Duration::from_secs(self.dedup_retention_secs)
+    }
+    pub fn retry_base(&self) -> Duration {
+        Duration::from_millis(self.retry_base_ms)
+    }
+    pub fn retry_max(&self) -> Duration {
+        Duration::from_millis(self.retry_max_ms)
+    }
+    pub fn retry_horizon(&self) -> Duration {
+        Duration::from_secs(self.retry_horizon_secs)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct LookupSettings {
+    pub deadline_ms: u64,
+    pub write_attributes: bool,
+}
+
+impl LookupSettings {
+    pub fn deadline(&self) -> Duration {
+        Duration::from_millis(self.deadline_ms)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct TelemetrySettings {
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub redact: RedactMode,
+}

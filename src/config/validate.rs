@@ -1,0 +1,287 @@
+//! Validation: what serde cannot check — required values, ranges, URLs, regions, the CRM URL
+//! templates — run once at load. Every error names the key at fault.
+
+use secrecy::ExposeSecret as _;
+
+use super::{
+    invalid, AuthGroup, ConfigError, CrmAdapterKind, HttpAuthKind, QueueBackend, Settings,
+};
+use crate::domain::KeyKind;
+use crate::genesys::region::region_domain;
+
+/// The placeholders a CRM URL template may use: one per key kind.
+fn placeholder(kind: KeyKind) -> String {
+    format!("{{{}}}", kind.as_str())
+}
+
+impl Settings {
+    /// Checks what serde cannot: required values, ranges, URLs, regions. Names the key at fault.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for group in AuthGroup::ALL {
+            self.auth.group(group).validate(group)?;
+        }
+        if self.genesys.client_id.trim().is_empty() {
+            return Err(invalid(
+                "genesys.client_id",
+                "required: set GENESYS_CLIENT_ID (or ATTRSYNC_GENESYS__CLIENT_ID) to your OAuth client's id",
+            ));
+        }
+        if self.genesys.client_secret.expose_secret().trim().is_empty() {
+            return Err(invalid(
+                "genesys.client_secret",
+                "required: set GENESYS_CLIENT_SECRET (or ATTRSYNC_GENESYS__CLIENT_SECRET)",
+            ));
+        }
+        region_domain(&self.genesys.region)
+            .map_err(|e| invalid("genesys.region", e.to_string()))?;
+        self.genesys.api_url()?;
+        self.genesys.login_url()?;
+        for (key, value) in [
+            ("genesys.timeout_ms", self.genesys.timeout_ms),
+            (
+                "genesys.connect_timeout_ms",
+                self.genesys.connect_timeout_ms,
+            ),
+            ("crm.http.timeout_ms", self.crm.http.timeout_ms),
+            ("lookup.deadline_ms", self.lookup.deadline_ms),
+            ("server.request_timeout_ms", self.server.request_timeout_ms),
+            ("cache.max_entries", self.cache.max_entries),
+            ("queue.capacity", self.queue.capacity as u64),
+            ("queue.workers", self.queue.workers as u64),
+            (
+                "server.body_limit_bytes",
+                self.server.body_limit_bytes as u64,
+            ),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be greater than 0"));
+            }
+        }
+        match self.queue.backend {
+            QueueBackend::Postgres if self.queue.postgres_url.expose_secret().trim().is_empty() => {
+                return Err(invalid(
+                    "queue.postgres_url",
+                    "required when queue.backend = \"postgres\" (set ATTRSYNC_QUEUE__POSTGRES_URL)",
+                ));
+            }
+            QueueBackend::Sqlite if self.queue.sqlite_path.as_os_str().is_empty() => {
+                return Err(invalid(
+                    "queue.sqlite_path",
+                    "required when queue.backend = \"sqlite\"",
+                ));
+            }
+            _ => {}
+        }
+        if !self
+            .queue
+            .postgres_schema
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(invalid(
+                "queue.postgres_schema",
+                "letters, digits and '_' only",
+            ));
+        }
+        if self.genesys.participant_purposes.is_empty() {
+            return Err(invalid(
+                "genesys.participant_purposes",
+                "must name at least one purpose, e.g. [\"customer\"]",
+            ));
+        }
+        if self.crm.key_order.is_empty() {
+            return Err(invalid("crm.key_order", "must name at least one key kind"));
+        }
+        if self.merge.max_value_chars < 24 {
+            return Err(invalid(
+                "merge.max_value_chars",
+                "must be at least 24 (the sync timestamp attrsync writes is 24 characters)",
+            ));
+        }
+        match self.crm.adapter {
+            CrmAdapterKind::File => {
+                if !self.crm.file.path.is_file() {
+                    return Err(invalid(
+                        "crm.file.path",
+                        format!("{} is not a readable file", self.crm.file.path.display()),
+                    ));
+                }
+            }
+            CrmAdapterKind::Http => self.validate_http_crm()?,
+        }
+        Ok(())
+    }
+
+    fn validate_http_crm(&self) -> Result<(), ConfigError> {
+        let http = &self.crm.http;
+        if http.templates.is_empty() {
+            return Err(invalid(
+                "crm.http.templates",
+                "the http adapter needs at least one URL template, e.g. phone = \"https://crm.example.com/customers?phone={phone}\"",
+            ));
+        }
+        for (kind, template) in &http.templates {
+            let key = format!("crm.http.templates.{}", kind.as_str());
+            let probe = KeyKind::ALL
+                .into_iter()
+                .fold(template.clone(), |t, k| t.replace(&placeholder(k), "x"));
+            if probe.contains('{') || probe.contains('}') {
+                return Err(invalid(
+                    &key,
+                    "unknown placeholder; use {customer_id}, {external_contact_id}, {phone} or {email}",
+                ));
+            }
+            let url = url::Url::parse(&probe).map_err(|e| invalid(&key, e.to_string()))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(invalid(&key, "must be an http or https URL"));
+            }
+            let Some(host) = url.host_str().filter(|h| !h.contains('{')) else {
+                return Err(invalid(&key, "the host must be fixed, not a placeholder"));
+            };
+            if !http
+                .allowed_hosts
+                .iter()
+                .any(|allowed| allowed.eq_ignore_ascii_case(host))
+            {
+                return Err(invalid(
+                    &key,
+                    format!("host {host} is not in crm.http.allowed_hosts"),
+                ));
+            }
+        }
+        reqwest::Method::from_bytes(http.method.as_bytes())
+            .map_err(|_| invalid("crm.http.method", "not an HTTP method"))?;
+        for (name, value) in &http.headers {
+            let key = format!("crm.http.headers.{name}");
+            reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| invalid(&key, "not a header name"))?;
+            reqwest::header::HeaderValue::from_str(value)
+                .map_err(|_| invalid(&key, "not a valid header value"))?;
+        }
+        let missing = |key: &str| invalid(key, "required by the chosen crm.http.auth");
+        match http.auth {
+            HttpAuthKind::None => {}
+            HttpAuthKind::Bearer if http.token.expose_secret().is_empty() => {
+                return Err(missing("crm.http.token"))
+            }
+            HttpAuthKind::Basic if http.username.is_empty() => {
+                return Err(missing("crm.http.username"))
+            }
+            HttpAuthKind::ApiKey if http.api_key.expose_secret().is_empty() => {
+                return Err(missing("crm.http.api_key"))
+            }
+            HttpAuthKind::ApiKey => {
+                reqwest::header::HeaderName::from_bytes(http.api_key_header.as_bytes())
+                    .map_err(|_| invalid("crm.http.api_key_header", "not a header name"))?;
+            }
+            _ => {}
+        }
+        if !http.results_pointer.is_empty() && !http.results_pointer.starts_with('/') {
+            return Err(invalid(
+                "crm.http.results_pointer",
+                "a JSON pointer starts with '/' (or is empty for the whole body)",
+            ));
+        }
+        for (name, pointer) in &http.fields {
+            if !pointer.starts_with('/') {
+                return Err(invalid(
+                    &format!("crm.http.fields.{name}"),
+                    "a JSON pointer starts with '/'",
+                ));
+            }
+        }
+        if http.phone_notations.is_empty() {
+            return Err(invalid(
+                "crm.http.phone_notations",
+                "must list at least one notation, e.g. [\"e164\"]",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::load::tests::{env, load};
+    use super::*;
+
+    #[test]
+    fn the_default_configuration_requires_ingest_credentials() {
+        let env: Vec<(String, String)> = env(&[])
+            .into_iter()
+            .filter(|(k, _)| k != "ATTRSYNC_AUTH__GENESYS__SECRETS")
+            .collect();
+        let err = Settings::load_from(None, &env).unwrap_err().to_string();
+        assert!(err.contains("auth.genesys.secrets"), "{err}");
+        let s = load(&[("ATTRSYNC_AUTH__GENESYS__MODE", "none")]);
+        assert!(s.is_ok(), "an explicit none is allowed");
+    }
+
+    #[test]
+    fn http_templates_may_only_name_allowed_hosts() {
+        let err = load(&[
+            ("ATTRSYNC_CRM__ADAPTER", "http"),
+            (
+                "ATTRSYNC_CRM__HTTP__TEMPLATES__PHONE",
+                "https://evil.example/x?p={phone}",
+            ),
+            ("ATTRSYNC_CRM__HTTP__ALLOWED_HOSTS", "crm.example.com"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("allowed_hosts"), "{err}");
+        assert!(load(&[
+            ("ATTRSYNC_CRM__ADAPTER", "http"),
+            (
+                "ATTRSYNC_CRM__HTTP__TEMPLATES__PHONE",
+                "https://crm.example.com/x?p={phone}"
+            ),
+            ("ATTRSYNC_CRM__HTTP__ALLOWED_HOSTS", "crm.example.com"),
+        ])
+        .is_ok());
+    }
+
+    #[test]
+    fn missing_client_id_names_the_key() {
+        let env: Vec<(String, String)> = env(&[])
+            .into_iter()
+            .filter(|(k, _)| k != "GENESYS_CLIENT_ID")
+            .collect();
+        let err = Settings::load_from(None, &env).unwrap_err().to_string();
+        assert!(err.contains("genesys.client_id"), "{err}");
+    }
+
+    #[test]
+    fn an_invalid_value_fails_naming_its_key() {
+        let err = load(&[("ATTRSYNC_QUEUE__WORKERS", "0")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("queue.workers"), "{err}");
+        let err = load(&[("ATTRSYNC_PHONE__DEFAULT_REGION", "XX")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("phone.default_region"), "{err}");
+        let err = load(&[("GENESYS_REGION", "nowhere")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("genesys.region"), "{err}");
+    }
+
+    #[test]
+    fn http_adapter_needs_a_template_with_known_placeholders() {
+        let err = load(&[("ATTRSYNC_CRM__ADAPTER", "http")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("crm.http.templates"), "{err}");
+        let err = load(&[
+            ("ATTRSYNC_CRM__ADAPTER", "http"),
+            (
+                "ATTRSYNC_CRM__HTTP__TEMPLATES__PHONE",
+                "https://crm/x?p={fone}",
+            ),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("crm.http.templates.phone"), "{err}");
+    }
+}

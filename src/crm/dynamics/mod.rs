@@ -1,0 +1,22 @@
+//! Microsoft Dynamics 365 / Dataverse as pure functions: OData string literals and names, the
+//! `$filter` over configurable phone and email columns of configurable entity sets, Web API URLs
+//! and headers, and the parsing of collection, error and Entra ID token answers. No HTTP, no
+//! configuration, no tokens: the adapter adds those.
+//!
+//! Facts and their sources are in the project notes (`crm-dynamics.md`); the simulator that checks
+//! all of this is `crate::simulator::dynamics`.
+
+pub mod entity;
+pub mod error;
+pub mod odata;
+pub mod response;
+
+pub use entity::{EntitySpec, MODIFIED_ON};
+pub use error::{EntraError, EntraToken, ErrorKind, WebApiError};
+pub use odata::{
+    any_column_equals, is_guid, string_literal, ODataError, WebApiRequest, REQUEST_HEADERS,
+};
+pub use response::{parse_collection, Page, ResponseError};
+
+#[cfg(test)]
+mod injection_tests;

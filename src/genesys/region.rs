@@ -1,0 +1,74 @@
+//! Genesys Cloud regions: the SDK region names (as in the Genesys SDKs' region tables) and the
+//! domains they stand for. Plain data with no dependency, so configuration can check
+//! `genesys.region` at load and the client can derive its hosts from it.
+
+/// SDK region names mapped to their domains.
+const SDK_REGIONS: &[(&str, &str)] = &[
+    ("us_east_1", "mypurecloud.com"),
+    ("eu_west_1", "mypurecloud.ie"),
+    ("ap_southeast_2", "mypurecloud.com.au"),
+    ("ap_northeast_1", "mypurecloud.jp"),
+    ("eu_central_1", "mypurecloud.de"),
+    ("us_west_2", "usw2.pure.cloud"),
+    ("ca_central_1", "cac1.pure.cloud"),
+    ("ap_northeast_2", "apne2.pure.cloud"),
+    ("eu_west_2", "euw2.pure.cloud"),
+    ("ap_south_1", "aps1.pure.cloud"),
+    ("us_east_2", "use2.us-gov-pure.cloud"),
+    ("sa_east_1", "sae1.pure.cloud"),
+    ("me_central_1", "mec1.pure.cloud"),
+    ("ap_northeast_3", "apne3.pure.cloud"),
+    ("eu_central_2", "euc2.pure.cloud"),
+    ("mx_central_1", "mxc1.pure.cloud"),
+    ("ap_southeast_1", "apse1.pure.cloud"),
+    ("eusc_de_east_1", "edee1.eusc-pure.cloud"),
+];
+
+/// A region that is neither a domain nor an SDK region name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is neither a Genesys domain (e.g. mypurecloud.com, usw2.pure.cloud) nor an SDK region name (e.g. us_west_2)")]
+pub struct UnknownRegion(pub String);
+
+/// Accepts a domain (`usw2.pure.cloud`, also with a stray `api.`/`login.` or scheme) or an SDK
+/// region name (`us_west_2`, `US-WEST-2`) and returns the domain.
+pub fn region_domain(region: &str) -> Result<String, UnknownRegion> {
+    let r = region.trim().to_ascii_lowercase();
+    let sdk = r.replace('-', "_");
+    if let Some((_, domain)) = SDK_REGIONS.iter().find(|(name, _)| *name == sdk) {
+        return Ok((*domain).to_owned());
+    }
+    let r = r
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    let r = r
+        .strip_prefix("api.")
+        .or_else(|| r.strip_prefix("login."))
+        .unwrap_or(r);
+    let valid = r.contains('.')
+        && r.split('.').all(|label| {
+            !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if valid {
+        Ok(r.to_owned())
+    } else {
+        Err(UnknownRegion(region.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sdk_region_names_and_domains_both_resolve() {
+        assert_eq!(region_domain("us_west_2").unwrap(), "usw2.pure.cloud");
+        assert_eq!(region_domain("eu-west-1").unwrap(), "mypurecloud.ie");
+        assert_eq!(region_domain("usw2.pure.cloud").unwrap(), "usw2.pure.cloud");
+        assert_eq!(
+            region_domain("api.mypurecloud.de").unwrap(),
+            "mypurecloud.de"
+        );
+        assert!(region_domain("not a region").is_err());
+    }
+}

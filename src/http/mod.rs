@@ -1,0 +1,151 @@
+//! The HTTP edge: the router and the middleware stack around it (request ids, trace spans,
+//! metrics, body limit, timeout, panic catching, load shedding, per-group authentication).
+//!
+//! - `state`: [`AppState`], what handlers get; `error`: [`ApiError`] and the one [`ErrorBody`];
+//!   `extract`: [`StrictJson`], [`RequestIdText`]; `auth`: the authentication middleware;
+//! - handlers, each with the response types it returns: `events`, `lookup`, `health`, `admin`;
+//! - `openapi`: the API description generated from the handlers.
+
+pub mod admin;
+pub mod auth;
+pub mod error;
+pub mod events;
+pub mod extract;
+pub mod health;
+pub mod lookup;
+pub mod openapi;
+mod state;
+
+pub use error::{ApiError, ErrorBody};
+pub use extract::{RequestIdText, StrictJson};
+pub use state::AppState;
+
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderName, StatusCode};
+use axum::response::IntoResponse as _;
+use axum::routing::{get, post};
+use axum::{middleware, Json, Router};
+use tower::limit::ConcurrencyLimitLayer;
+use tower::load_shed::LoadShedLayer;
+use tower::timeout::TimeoutLayer;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use crate::config::AuthGroup;
+use crate::metrics;
+use auth::Verifier;
+use extract::BodyLimit;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pub fn router(state: AppState) -> anyhow::Result<Router> {
+    let settings = &state.settings;
+    let body_limit = settings.server.body_limit_bytes;
+    let timeout = settings.server.request_timeout();
+    let guard = |group: AuthGroup| {
+        Verifier::new(group, settings.auth.group(group), body_limit)
+            .map(|v| middleware::from_fn_with_state(v, auth::require))
+    };
+
+    // Each group gets its own authentication; the layer runs before the handler parses anything.
+    let api = Router::new()
+        .route("/v1/events/genesys", post(events::genesys))
+        .route_layer(guard(AuthGroup::Genesys)?)
+        .merge(
+            Router::new()
+                .route("/v1/events/cti", post(events::cti))
+                .route_layer(guard(AuthGroup::Cti)?),
+        )
+        .merge(
+            Router::new()
+                .route("/v1/lookup", post(lookup::lookup))
+                .route_layer(guard(AuthGroup::Lookup)?),
+        )
+        // Shed load rather than queue without bound: over the limit, answer 503 at once.
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+                    ::metrics::counter!(metrics::LOAD_SHED).increment(1);
+                    ApiError::Overloaded
+                }))
+                .layer(LoadShedLayer::new())
+                .layer(ConcurrencyLimitLayer::new(
+                    settings.server.max_concurrent_requests,
+                )),
+        );
+    let ops = Router::new()
+        .route("/metrics", get(health::metrics))
+        .route("/admin/dead-letters", get(admin::list))
+        .route("/admin/dead-letters/{id}", get(admin::show))
+        .route("/admin/dead-letters/{id}/replay", post(admin::replay))
+        .route_layer(guard(AuthGroup::Ops)?)
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/openapi.json", get(openapi::openapi_json));
+
+    Ok(api
+        .merge(ops)
+        .route_layer(middleware::from_fn(metrics::track_http))
+        // Outside the routes too, every error answer is an ErrorBody.
+        .fallback(|| async { ApiError::NotFound("no such endpoint".to_owned()) })
+        .method_not_allowed_fallback(|method: axum::http::Method| async move {
+            ApiError::MethodNotAllowed(method.to_string())
+        })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::Extension(BodyLimit(body_limit)))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(|req: &Request| {
+                            let path = req
+                                .extensions()
+                                .get::<MatchedPath>()
+                                .map(|p| p.as_str().to_owned())
+                                .unwrap_or_else(|| req.uri().path().chars().take(64).collect());
+                            let request_id = req
+                                .headers()
+                                .get(REQUEST_ID)
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("");
+                            tracing::info_span!(
+                                "request",
+                                method = %req.method(),
+                                path = %path,
+                                request_id = %request_id,
+                                conversation_id = tracing::field::Empty,
+                            )
+                        })
+                        .on_request(())
+                        .on_response(DefaultOnResponse::new().level(Level::INFO))
+                        // ApiError logs failures itself; don't log them twice.
+                        .on_failure(()),
+                )
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(CatchPanicLayer::custom(|_| {
+                    tracing::error!("request handler panicked");
+                    (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        Json(ErrorBody::internal()),
+                    )
+                        .into_response()
+                }))
+                // Over the limit the request is abandoned and answered 408 with an ErrorBody.
+                .layer(HandleErrorLayer::new(
+                    move |e: tower::BoxError| async move {
+                        if e.is::<tower::timeout::error::Elapsed>() {
+                            ApiError::Timeout(timeout.as_millis() as u64)
+                        } else {
+                            ApiError::Internal(anyhow::anyhow!("request failed: {e}"))
+                        }
+                    },
+                ))
+                .layer(TimeoutLayer::new(timeout)),
+        )
+        .with_state(state))
+}

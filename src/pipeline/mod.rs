@@ -1,0 +1,288 @@
+//! The use cases. `process`: resolve the participant, find the customer in the CRM, plan the
+//! minimal patch, write it; every ingest path ends here, through the queue's workers.
+//! `answer_lookup` (in `lookup`): the synchronous lookup a data action waits for.
+
+mod lookup;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::future::Cache;
+use phonenumber::country;
+
+use crate::config::Settings;
+use crate::crm::cache::CachedCrm;
+use crate::crm::CrmError;
+use crate::domain::{ConversationId, EnrichmentJob, ParticipantId};
+use crate::genesys::{GenesysClient, GenesysError};
+use crate::merge::{self, Attributes, MergePolicy};
+use crate::phone::CallerNumber;
+use crate::redact::Redacted;
+use crate::retry::Retryable;
+
+pub use lookup::{LookupAnswer, LookupReason};
+
+/// How an event ended; a metrics label, so the set is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Attributes were written and the CRM knew the caller.
+    Patched,
+    /// The CRM did not know the caller (the `found` attribute may still have been written).
+    CrmMiss,
+    /// Everything the patch would hold was already on the participant: no PATCH sent.
+    Unchanged,
+    /// Neither the event nor the participant gave anything to look the customer up by.
+    NoCustomerKey,
+    /// The conversation is over: attributes written now would not reach analytics.
+    ConversationEnded,
+    ConversationNotFound,
+    /// No participant matched the configured purposes (or the given participant id).
+    NoParticipant,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 7] = [
+        Outcome::Patched,
+        Outcome::CrmMiss,
+        Outcome::Unchanged,
+        Outcome::NoCustomerKey,
+        Outcome::ConversationEnded,
+        Outcome::ConversationNotFound,
+        Outcome::NoParticipant,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Patched => "patched",
+            Outcome::CrmMiss => "crm_miss",
+            Outcome::Unchanged => "unchanged",
+            Outcome::NoCustomerKey => "no_customer_key",
+            Outcome::ConversationEnded => "conversation_ended",
+            Outcome::ConversationNotFound => "conversation_not_found",
+            Outcome::NoParticipant => "no_participant",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Genesys(#[from] GenesysError),
+    #[error(transparent)]
+    Crm(#[from] CrmError),
+    #[error("Genesys returned a participant id attrsync cannot use")]
+    BadParticipantId,
+}
+
+impl Retryable for PipelineError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            PipelineError::Genesys(e) => e.is_retryable(),
+            PipelineError::Crm(e) => e.is_retryable(),
+            PipelineError::BadParticipantId => false,
+        }
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            PipelineError::Genesys(e) => e.retry_after(),
+            PipelineError::Crm(e) => e.retry_after(),
+            PipelineError::BadParticipantId => None,
+        }
+    }
+}
+
+pub struct Pipeline {
+    genesys: GenesysClient,
+    crm: CachedCrm,
+    policy: MergePolicy,
+    purposes: Vec<String>,
+    region: country::Id,
+    /// What attrsync last wrote per participant. With `crm_wins` the participant's attributes are
+    /// not read, so this is what makes a repeated event cost no PATCH.
+    written: Cache<(ConversationId, ParticipantId), Arc<Attributes>>,
+    /// One job per conversation at a time in this process: two events for one caller (an
+    /// EventBridge event and a data-action lookup, say) processed side by side would both see
+    /// nothing written yet and both PATCH.
+    in_progress: Cache<ConversationId, Arc<tokio::sync::Mutex<()>>>,
+}
+
+impl Pipeline {
+    /// The pipeline over `genesys` and `crm`, with the merge policy, participant purposes and
+    /// default phone region `settings` give.
+    pub fn from_settings(settings: &Settings, genesys: GenesysClient, crm: CachedCrm) -> Self {
+        Self::new(
+            genesys,
+            crm,
+            settings.merge.policy(),
+            settings.genesys.participant_purposes.clone(),
+            settings.phone.default_region,
+        )
+    }
+
+    pub fn new(
+        genesys: GenesysClient,
+        crm: CachedCrm,
+        policy: MergePolicy,
+        purposes: Vec<String>,
+        region: country::Id,
+    ) -> Self {
+        Self {
+            genesys,
+            crm,
+            policy,
+            purposes,
+            region,
+            written: Cache::builder()
+                .max_capacity(100_000)
+                // Conversations that matter are live ones; an hour covers long calls.
+                .time_to_live(Duration::from_secs(3600))
+                .build(),
+            in_progress: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(Duration::from_secs(600))
+                .build(),
+        }
+    }
+
+    pub fn policy(&self) -> &MergePolicy {
+        &self.policy
+    }
+
+    /// Runs `job`; `attempt` is 1 on the first run. A later run may follow a crash after a
+    /// PATCH went out, so it reads the participant's attributes first instead of trusting memory.
+    pub async fn process(
+        &self,
+        job: &EnrichmentJob,
+        attempt: u32,
+    ) -> Result<Outcome, PipelineError> {
+        let lock = self
+            .in_progress
+            .get_with(job.conversation_id.clone(), async { Arc::default() })
+            .await;
+        let _turn = lock.lock().await;
+        self.process_in_turn(job, attempt).await
+    }
+
+    async fn process_in_turn(
+        &self,
+        job: &EnrichmentJob,
+        attempt: u32,
+    ) -> Result<Outcome, PipelineError> {
+        let mut keys = job.keys.clone();
+        // A repeated attempt may follow a crash after our PATCH went out: read what is really on
+        // the participant, so the minimal patch is empty instead of a second write.
+        let need_conversation = job.participant_id.is_none()
+            || self.policy.needs_current_attributes()
+            || keys.is_empty()
+            || attempt > 1;
+
+        let (participant_id, current) = if need_conversation {
+            let conversation = match self.genesys.get_conversation(&job.conversation_id).await {
+                Err(e) if e.is_not_found() => return Ok(Outcome::ConversationNotFound),
+                other => other?,
+            };
+            if conversation.is_ended() {
+                return Ok(Outcome::ConversationEnded);
+            }
+            let participant = match &job.participant_id {
+                Some(id) => conversation.participant(id.as_str()),
+                None => conversation.pick_participant(&self.purposes),
+            };
+            let Some(participant) = participant else {
+                return Ok(Outcome::NoParticipant);
+            };
+            if keys.phone.is_none() {
+                keys.phone = participant
+                    .ani
+                    .as_deref()
+                    .or(participant.address.as_deref().filter(|a| {
+                        a.starts_with("tel:") || a.starts_with("sip:") || a.starts_with('+')
+                    }))
+                    .and_then(|n| CallerNumber::parse(n, self.region));
+            }
+            if keys.external_contact_id.is_none() {
+                keys.external_contact_id = participant.external_contact_id.clone();
+            }
+            let id = ParticipantId::parse(&participant.id)
+                .map_err(|_| PipelineError::BadParticipantId)?;
+            (id, participant.attributes.clone())
+        } else {
+            let id = job
+                .participant_id
+                .clone()
+                .ok_or(PipelineError::BadParticipantId)?;
+            let known = self
+                .written
+                .get(&(job.conversation_id.clone(), id.clone()))
+                .await
+                .map(|a| Attributes::clone(&a))
+                .unwrap_or_default();
+            (id, known)
+        };
+        tracing::Span::current().record("participant_id", participant_id.as_str());
+
+        if keys.is_empty() && job.extra_attributes.is_empty() {
+            return Ok(Outcome::NoCustomerKey);
+        }
+
+        let (record, policy) = if keys.is_empty() {
+            // Only the sender's own attributes to write: saying found=false would be a lie.
+            let mut policy = self.policy.clone();
+            policy.found_attribute = None;
+            (None, std::borrow::Cow::Owned(policy))
+        } else {
+            let found = self.crm.lookup(&keys.iter().collect::<Vec<_>>()).await?;
+            if let Some(phone) = &keys.phone {
+                tracing::debug!(
+                    caller = %Redacted::phone(phone.raw()),
+                    found = found.record.is_some(),
+                    "CRM lookup done"
+                );
+            }
+            (found.record, std::borrow::Cow::Borrowed(&self.policy))
+        };
+
+        let patch = merge::plan(
+            &policy,
+            record.as_deref(),
+            &job.extra_attributes,
+            &current,
+            chrono::Utc::now(),
+        );
+        let crm_miss = record.is_none() && !keys.is_empty();
+        if patch.is_empty() {
+            return Ok(if crm_miss {
+                Outcome::CrmMiss
+            } else {
+                Outcome::Unchanged
+            });
+        }
+        match self
+            .genesys
+            .patch_participant_attributes(&job.conversation_id, &participant_id, &patch.attributes)
+            .await
+        {
+            // Genesys answers 404 for a conversation that ended between our read and our write.
+            Err(e) if e.is_not_found() => return Ok(Outcome::ConversationNotFound),
+            other => other?,
+        }
+        tracing::info!(
+            keys = patch.attributes.len(),
+            "participant attributes written"
+        );
+        let mut merged: BTreeMap<String, String> = current;
+        merged.extend(patch.attributes);
+        self.written
+            .insert(
+                (job.conversation_id.clone(), participant_id),
+                Arc::new(merged),
+            )
+            .await;
+        Ok(if crm_miss {
+            Outcome::CrmMiss
+        } else {
+            Outcome::Patched
+        })
+    }
+}

@@ -1,0 +1,348 @@
+//! The simulator's state: issued tokens and their rate windows, conversations and their
+//! participants, scripted faults and the counters `GET /sim/stats` reports.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axum::http::{header, HeaderMap, StatusCode};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::errors::ApiError;
+use super::{
+    sanitize_rate, CreatedConversation, Fault, GenesysSimConfig, MediaType, NewConversation, Op,
+    SimStats, RATE_LIMIT_WINDOW,
+};
+use crate::simulator::{bearer_token, lock};
+
+pub(super) struct Shared {
+    pub(super) client_id: String,
+    pub(super) client_secret: String,
+    pub(super) token_lifetime: Duration,
+    pub(super) tokens: Mutex<HashMap<String, IssuedToken>>,
+    pub(super) conversations: Mutex<HashMap<String, Conversation>>,
+    pub(super) faults: Mutex<FaultSettings>,
+    pub(super) counters: Counters,
+}
+
+pub(super) struct IssuedToken {
+    pub(super) expires_at: Instant,
+    pub(super) window: RateWindow,
+}
+
+pub(super) struct FaultSettings {
+    pub(super) latency: Duration,
+    pub(super) error_rate: f64,
+    pub(super) rate_limit_per_minute: Option<u32>,
+    pub(super) scripted: [VecDeque<Fault>; Op::COUNT],
+}
+
+#[derive(Default)]
+pub(super) struct Counters {
+    pub(super) token_requests: AtomicU64,
+    pub(super) tokens_issued: AtomicU64,
+    pub(super) get_conversation: AtomicU64,
+    pub(super) patch_attributes: AtomicU64,
+    pub(super) rate_limited: AtomicU64,
+    pub(super) faults_injected: AtomicU64,
+    pub(super) patches_accepted: AtomicU64,
+}
+
+pub(super) fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Counters {
+    pub(super) fn calls(&self, op: Op) -> &AtomicU64 {
+        match op {
+            Op::Token => &self.token_requests,
+            Op::GetConversation => &self.get_conversation,
+            Op::PatchAttributes => &self.patch_attributes,
+        }
+    }
+
+    pub(super) fn snapshot(&self) -> SimStats {
+        let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        SimStats {
+            token_requests: read(&self.token_requests),
+            tokens_issued: read(&self.tokens_issued),
+            get_conversation: read(&self.get_conversation),
+            patch_attributes: read(&self.patch_attributes),
+            rate_limited: read(&self.rate_limited),
+            faults_injected: read(&self.faults_injected),
+            patches_accepted: read(&self.patches_accepted),
+        }
+    }
+}
+
+/// Fixed rate-limit window of one token.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RateWindow {
+    pub(super) started: Instant,
+    pub(super) admitted: u32,
+}
+
+impl RateWindow {
+    pub(super) fn new(now: Instant) -> Self {
+        Self {
+            started: now,
+            admitted: 0,
+        }
+    }
+
+    /// Admits one request or returns the `Retry-After` seconds: the window's remaining time
+    /// rounded up, so a client that waits exactly that long is admitted.
+    pub(super) fn admit(&mut self, now: Instant, limit: u32) -> Result<(), u64> {
+        if now.saturating_duration_since(self.started) >= RATE_LIMIT_WINDOW {
+            *self = Self::new(now);
+        }
+        if self.admitted >= limit {
+            let remaining = (self.started + RATE_LIMIT_WINDOW).saturating_duration_since(now);
+            let secs = remaining.as_secs() + u64::from(remaining.subsec_nanos() > 0);
+            return Err(secs.max(1));
+        }
+        self.admitted += 1;
+        Ok(())
+    }
+}
+
+pub(super) struct Conversation {
+    pub(super) id: String,
+    pub(super) media_type: MediaType,
+    pub(super) start_time: DateTime<Utc>,
+    pub(super) end_time: Option<DateTime<Utc>>,
+    pub(super) address: Option<String>,
+    pub(super) participants: Vec<Participant>,
+}
+
+pub(super) struct Participant {
+    pub(super) id: String,
+    pub(super) purpose: &'static str,
+    pub(super) participant_type: &'static str,
+    pub(super) name: Option<String>,
+    pub(super) address: Option<String>,
+    pub(super) ani: Option<String>,
+    pub(super) dnis: Option<String>,
+    pub(super) external_contact_id: Option<String>,
+    pub(super) start_time: DateTime<Utc>,
+    pub(super) end_time: Option<DateTime<Utc>>,
+    pub(super) media_id: String,
+    pub(super) attributes: BTreeMap<String, String>,
+    pub(super) patches: Vec<BTreeMap<String, String>>,
+}
+
+impl Shared {
+    pub(super) fn new(config: GenesysSimConfig) -> Self {
+        Self {
+            client_id: config.client_id,
+            client_secret: config.client_secret,
+            token_lifetime: config.token_lifetime,
+            tokens: Mutex::new(HashMap::new()),
+            conversations: Mutex::new(HashMap::new()),
+            faults: Mutex::new(FaultSettings {
+                latency: config.latency,
+                error_rate: sanitize_rate(config.error_rate),
+                rate_limit_per_minute: config.rate_limit_per_minute,
+                scripted: Default::default(),
+            }),
+            counters: Counters::default(),
+        }
+    }
+
+    pub(super) fn create_conversation(&self, spec: NewConversation) -> CreatedConversation {
+        let now = Utc::now();
+        let media_type = spec.media_type;
+        let customer = Participant {
+            id: Uuid::new_v4().to_string(),
+            purpose: "customer",
+            // The participantType vocabulary is undocumented; these are the values seen in the
+            // wild. Clients must identify the customer by `purpose`.
+            participant_type: "External",
+            name: None,
+            address: spec.ani.clone(),
+            ani: spec.ani.clone(),
+            dnis: spec.dnis.clone(),
+            external_contact_id: spec.external_contact_id,
+            start_time: now,
+            end_time: None,
+            media_id: Uuid::new_v4().to_string(),
+            attributes: spec.attributes,
+            patches: Vec::new(),
+        };
+        let flow = Participant {
+            id: Uuid::new_v4().to_string(),
+            purpose: media_type.flow_purpose(),
+            participant_type: "Internal",
+            name: Some(media_type.flow_name().to_owned()),
+            address: spec.dnis.clone(),
+            ani: spec.ani,
+            dnis: spec.dnis.clone(),
+            external_contact_id: None,
+            start_time: now,
+            end_time: None,
+            media_id: Uuid::new_v4().to_string(),
+            attributes: BTreeMap::new(),
+            patches: Vec::new(),
+        };
+        let created = CreatedConversation {
+            conversation_id: Uuid::new_v4().to_string(),
+            customer_participant_id: customer.id.clone(),
+            ivr_participant_id: flow.id.clone(),
+        };
+        let conversation = Conversation {
+            id: created.conversation_id.clone(),
+            media_type,
+            start_time: now,
+            end_time: None,
+            // "For phone calls this will be the DNIS for inbound calls".
+            address: spec.dnis,
+            participants: vec![customer, flow],
+        };
+        lock(&self.conversations).insert(conversation.id.clone(), conversation);
+        created
+    }
+
+    pub(super) fn end_conversation(&self, conversation_id: &str) -> bool {
+        let mut conversations = lock(&self.conversations);
+        let Some(conversation) = conversations.get_mut(conversation_id) else {
+            return false;
+        };
+        let now = Utc::now();
+        let end = *conversation.end_time.get_or_insert(now);
+        for participant in &mut conversation.participants {
+            participant.end_time.get_or_insert(end);
+        }
+        true
+    }
+
+    pub(super) fn with_participant<R>(
+        &self,
+        conversation_id: &str,
+        participant_id: &str,
+        f: impl FnOnce(&mut Participant) -> R,
+    ) -> Option<R> {
+        let mut conversations = lock(&self.conversations);
+        conversations
+            .get_mut(conversation_id)?
+            .participant_mut(participant_id)
+            .map(f)
+    }
+
+    pub(super) fn issue_token(&self) -> String {
+        let access_token = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+        let now = Instant::now();
+        let mut tokens = lock(&self.tokens);
+        // Long benchmark runs issue many short-lived tokens; forget the dead ones here rather
+        // than on a timer.
+        tokens.retain(|_, token| token.expires_at > now);
+        tokens.insert(
+            access_token.clone(),
+            IssuedToken {
+                expires_at: now + self.token_lifetime,
+                window: RateWindow::new(now),
+            },
+        );
+        bump(&self.counters.tokens_issued);
+        access_token
+    }
+
+    pub(super) fn check_client_credentials(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let credentials = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+            .and_then(|(_, encoded)| STANDARD.decode(encoded.trim()).ok())
+            .and_then(|decoded| String::from_utf8(decoded).ok());
+        let valid = credentials
+            .as_deref()
+            .and_then(|c| c.split_once(':'))
+            .is_some_and(|(id, secret)| id == self.client_id && secret == self.client_secret);
+        if valid {
+            Ok(())
+        } else {
+            Err(ApiError::bad_credentials())
+        }
+    }
+
+    /// The shared gate of every Platform API request (see the module docs for the order).
+    pub(super) async fn admit_api_call(&self, op: Op, headers: &HeaderMap) -> Result<(), ApiError> {
+        bump(self.counters.calls(op));
+        let (latency, error_rate) = {
+            let faults = lock(&self.faults);
+            (faults.latency, faults.error_rate)
+        };
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        self.apply_scripted_fault(op).await?;
+        if error_rate > 0.0 && rand::random::<f64>() < error_rate {
+            bump(&self.counters.faults_injected);
+            return Err(ApiError::for_status(StatusCode::SERVICE_UNAVAILABLE));
+        }
+        self.authorize(headers)
+    }
+
+    pub(super) async fn apply_scripted_fault(&self, op: Op) -> Result<(), ApiError> {
+        let Some(fault) = lock(&self.faults).scripted[op.index()].pop_front() else {
+            return Ok(());
+        };
+        bump(&self.counters.faults_injected);
+        let error = match fault {
+            Fault::Delay(delay) => {
+                tokio::time::sleep(delay).await;
+                return Ok(());
+            }
+            Fault::Unauthorized => ApiError::bad_credentials(),
+            Fault::TooManyRequests { retry_after_secs } => {
+                ApiError::too_many_requests(retry_after_secs)
+            }
+            Fault::Status(status) => ApiError::for_status(
+                StatusCode::from_u16(status)
+                    .ok()
+                    .filter(|s| s.is_client_error() || s.is_server_error())
+                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            ),
+        };
+        if error.status == StatusCode::TOO_MANY_REQUESTS {
+            bump(&self.counters.rate_limited);
+        }
+        Err(error)
+    }
+
+    pub(super) fn authorize(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let Some(token) = bearer_token(headers) else {
+            return Err(ApiError::authentication_required());
+        };
+        let limit = lock(&self.faults).rate_limit_per_minute;
+        let now = Instant::now();
+        let mut tokens = lock(&self.tokens);
+        let Some(issued) = tokens.get_mut(token) else {
+            return Err(ApiError::bad_credentials());
+        };
+        if issued.expires_at <= now {
+            tokens.remove(token);
+            return Err(ApiError::bad_credentials());
+        }
+        let Some(limit) = limit else {
+            return Ok(());
+        };
+        issued.window.admit(now, limit).map_err(|retry_after| {
+            bump(&self.counters.rate_limited);
+            ApiError::too_many_requests(retry_after)
+        })
+    }
+}
+
+impl Conversation {
+    pub(super) fn participant_mut(&mut self, participant_id: &str) -> Option<&mut Participant> {
+        self.participants
+            .iter_mut()
+            .find(|p| p.id == participant_id)
+    }
+}
