@@ -9,6 +9,11 @@ use super::{
 use crate::domain::KeyKind;
 use crate::genesys::region::region_domain;
 
+/// Tokens one OAuth client holds at most, and slots in all: the slot number is a metric label,
+/// so the set must stay small.
+const MAX_TOKENS_PER_CLIENT: u32 = 16;
+const MAX_SLOTS: usize = 32;
+
 /// The placeholders a CRM URL template may use: one per key kind.
 fn placeholder(kind: KeyKind) -> String {
     format!("{{{}}}", kind.as_str())
@@ -81,6 +86,29 @@ impl Settings {
             return Err(invalid(
                 "queue.postgres_schema",
                 "letters, digits and '_' only",
+            ));
+        }
+        if !(1..=MAX_TOKENS_PER_CLIENT).contains(&self.genesys.tokens) {
+            return Err(invalid(
+                "genesys.tokens",
+                format!("must be 1 to {MAX_TOKENS_PER_CLIENT}"),
+            ));
+        }
+        if let Some(position) = self.genesys.clients().iter().position(Option::is_none) {
+            return Err(invalid(
+                "genesys.extra_clients",
+                format!("entry {position} is not client_id:client_secret"),
+            ));
+        }
+        if self.genesys.slots() > MAX_SLOTS {
+            return Err(invalid(
+                "genesys.tokens",
+                format!(
+                    "{} clients with {} tokens each make {} slots; at most {MAX_SLOTS}",
+                    1 + self.genesys.extra_clients.len(),
+                    self.genesys.tokens,
+                    self.genesys.slots()
+                ),
             ));
         }
         if self.genesys.participant_purposes.is_empty() {

@@ -37,7 +37,10 @@ pub struct Readiness {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Checks {
     pub config: &'static str,
+    /// "ok" when at least one token pool slot has a token.
     pub genesys_token: String,
+    /// Each slot of the token pool by number ("0", "1", ...): "ok" or "error: ...".
+    pub genesys_tokens: std::collections::BTreeMap<String, String>,
     pub crm: String,
     /// The configured CRM adapter (`file`, `http`).
     pub crm_adapter: &'static str,
@@ -70,7 +73,26 @@ async fn check<E: Display>(probe: impl Future<Output = Result<(), E>>) -> String
     (status = 200, description = "Ready", body = Readiness),
     (status = 503, description = "Not ready; the body says which check failed", body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
-    let token = check(state.genesys.check_token()).await;
+    let slots = match tokio::time::timeout(CHECK_LIMIT, state.genesys.check_slots()).await {
+        Ok(slots) => slots
+            .into_iter()
+            .map(|r| match r {
+                Ok(()) => "ok".to_owned(),
+                Err(e) => format!("error: {e}"),
+            })
+            .collect(),
+        Err(_) => vec!["error: timed out".to_owned()],
+    };
+    let token = if slots.iter().any(|s| s == "ok") {
+        "ok".to_owned()
+    } else {
+        slots.first().cloned().unwrap_or_else(|| "error: no token slot".to_owned())
+    };
+    let genesys_tokens = slots
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| (i.to_string(), s))
+        .collect();
     let crm = check(state.crm.ready()).await;
     let queue = if state.queue.is_closed() {
         "error: shutting down".to_owned()
@@ -88,6 +110,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
         checks: Checks {
             config: "ok",
             genesys_token: token,
+            genesys_tokens,
             crm,
             crm_adapter: state.crm.adapter_name(),
             queue,
