@@ -246,6 +246,39 @@ mod tests {
     }
 
     #[test]
+    fn extra_oauth_clients_and_tokens_make_the_pool_and_a_malformed_client_is_named() {
+        let s = load(&[
+            ("ATTRSYNC_GENESYS__TOKENS", "2"),
+            (
+                "ATTRSYNC_GENESYS__EXTRA_CLIENTS",
+                "b2c1e0a4-id:secret:with-colon,c3d2-id:other",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(s.genesys.slots(), 6);
+        let clients: Vec<_> = s.genesys.clients().into_iter().flatten().collect();
+        assert_eq!(clients.len(), 3);
+        assert_eq!(clients[1].client_id, "b2c1e0a4-id");
+        assert_eq!(
+            secrecy::ExposeSecret::expose_secret(&clients[1].client_secret),
+            "secret:with-colon"
+        );
+        assert!(
+            !s.redacted_toml().contains("with-colon"),
+            "extra clients are secrets"
+        );
+
+        let err = load(&[("ATTRSYNC_GENESYS__EXTRA_CLIENTS", "no-secret-here")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("genesys.extra_clients"), "{err}");
+        let err = load(&[("ATTRSYNC_GENESYS__TOKENS", "0")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("genesys.tokens"), "{err}");
+    }
+
+    #[test]
     fn http_templates_may_only_name_allowed_hosts() {
         let err = load(&[
             ("ATTRSYNC_CRM__ADAPTER", "http"),

@@ -40,6 +40,10 @@ pub enum GenesysError {
     },
     #[error("Genesys did not answer in time")]
     Timeout,
+    /// Every token of the pool is parked after 429s (or out of budget) for longer than
+    /// `genesys.max_retry_after_secs`: the call is not sent, and the job waits in the queue.
+    #[error("every Genesys token is rate limited for {}s", retry_after.as_secs())]
+    AllTokensParked { retry_after: Duration },
     #[error("could not reach Genesys: {0}")]
     Connect(String),
     #[error("unexpected response from Genesys: {0}")]
@@ -114,7 +118,9 @@ impl Retryable for GenesysError {
     fn is_retryable(&self) -> bool {
         match self {
             GenesysError::Api { status, .. } => matches!(*status, 408 | 429 | 500..=599),
-            GenesysError::Timeout | GenesysError::Connect(_) => true,
+            GenesysError::Timeout
+            | GenesysError::Connect(_)
+            | GenesysError::AllTokensParked { .. } => true,
             GenesysError::InvalidResponse(_) => false,
         }
     }
@@ -122,6 +128,7 @@ impl Retryable for GenesysError {
     fn retry_after(&self) -> Option<Duration> {
         match self {
             GenesysError::Api { retry_after, .. } => *retry_after,
+            GenesysError::AllTokensParked { retry_after } => Some(*retry_after),
             _ => None,
         }
     }
@@ -260,7 +267,11 @@ impl GenesysClient {
         let mut renewed = false;
         let mut moves = 0;
         loop {
-            let permit = self.pool.acquire().await;
+            let permit = self
+                .pool
+                .acquire(self.retry.max_retry_after)
+                .await
+                .map_err(|retry_after| GenesysError::AllTokensParked { retry_after })?;
             let token = self.pool.token(permit).await?;
             match self
                 .attempt(

@@ -61,8 +61,10 @@ impl TokenPool {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Waits until a slot may send, and takes its permit.
-    pub async fn acquire(&self) -> Permit {
+    /// Waits until a slot may send, and takes its permit; when no slot will be free within
+    /// `max_wait` (every one parked after 429s), returns how long until the first is, without
+    /// waiting: the caller's job goes back to the queue rather than holding a worker.
+    pub async fn acquire(&self, max_wait: Duration) -> Result<Permit, Duration> {
         let mut waited: Option<tokio::time::Instant> = None;
         loop {
             let now = Instant::now();
@@ -87,9 +89,13 @@ impl TokenPool {
                     }
                     ::metrics::counter!(metrics::GENESYS_SLOT_REQUESTS, "slot" => self.labels[slot].clone())
                         .increment(1);
-                    return Permit { slot };
+                    return Ok(Permit { slot });
                 }
                 Choice::WaitUntil(at) => {
+                    let wait = at.saturating_duration_since(now);
+                    if wait > max_wait {
+                        return Err(wait);
+                    }
                     if waited.is_none() {
                         waited = Some(tokio::time::Instant::now());
                         ::metrics::counter!(metrics::LIMITER_WAITS, "upstream" => "genesys")
@@ -142,7 +148,11 @@ impl TokenPool {
             fetches.spawn(async move { (slot, provider.token().await.map(|_| ())) });
         }
         let mut out: Vec<Result<(), GenesysError>> = (0..self.providers.len())
-            .map(|_| Err(GenesysError::Connect("token check did not finish".to_owned())))
+            .map(|_| {
+                Err(GenesysError::Connect(
+                    "token check did not finish".to_owned(),
+                ))
+            })
             .collect();
         while let Some(joined) = fetches.join_next().await {
             if let Ok((slot, result)) = joined {

@@ -189,7 +189,10 @@ mod tests {
         let sent = drain(&mut budget, start, Duration::from_secs(600));
         // Every window of 60 s that starts at a send time holds at most 300 sends.
         for (i, first) in sent.iter().enumerate() {
-            let within = sent[i..].iter().take_while(|t| **t < *first + MINUTE).count();
+            let within = sent[i..]
+                .iter()
+                .take_while(|t| **t < *first + MINUTE)
+                .count();
             assert!(within <= 300, "{within} sends in the minute from send {i}");
         }
         // And the pace is the limit: 300 a minute, give or take the burst.

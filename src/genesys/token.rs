@@ -135,7 +135,8 @@ impl TokenProvider {
             ::metrics::counter!(metrics::TOKEN_FETCHES, "slot" => self.slot.clone(), "outcome" => "error").increment(1);
             GenesysError::InvalidResponse(format!("token response: {e}"))
         })?;
-        ::metrics::counter!(metrics::TOKEN_FETCHES, "slot" => self.slot.clone(), "outcome" => "ok").increment(1);
+        ::metrics::counter!(metrics::TOKEN_FETCHES, "slot" => self.slot.clone(), "outcome" => "ok")
+            .increment(1);
         let lifetime = Duration::from_secs(body.expires_in);
         // Never keep a token past half its life minus nothing: a 300 s token with the default
         // 300 s margin would otherwise never be reused.

@@ -86,7 +86,10 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
     let token = if slots.iter().any(|s| s == "ok") {
         "ok".to_owned()
     } else {
-        slots.first().cloned().unwrap_or_else(|| "error: no token slot".to_owned())
+        slots
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "error: no token slot".to_owned())
     };
     let genesys_tokens = slots
         .into_iter()

@@ -336,7 +336,10 @@ impl Shared {
         };
         let (limit, org_limit) = {
             let faults = lock(&self.faults);
-            (faults.rate_limit_per_minute, faults.org_rate_limit_per_minute)
+            (
+                faults.rate_limit_per_minute,
+                faults.org_rate_limit_per_minute,
+            )
         };
         let now = Instant::now();
         let mut tokens = lock(&self.tokens);

@@ -447,7 +447,10 @@ async fn the_org_wide_cap_refuses_every_token_once_all_of_them_together_reach_it
         .error_for_status()?
         .json()
         .await?;
-    let second = second["access_token"].as_str().unwrap_or_default().to_owned();
+    let second = second["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let created = sim.create_conversation(voice_call());
     let url = conversation_url(&sim, &created.conversation_id);
     let get = |token: &str| client().get(&url).bearer_auth(token.to_owned()).send();
