@@ -70,6 +70,9 @@ pub struct SimulateArgs {
     /// Requests per minute per token before 429 + Retry-After; 0 disables the limit.
     #[arg(long, default_value_t = 300)]
     pub rate_limit_per_minute: u32,
+    /// Requests per minute for all tokens together (an org-wide cap); 0 (default) for none.
+    #[arg(long, default_value_t = 0)]
+    pub org_rate_limit_per_minute: u32,
     /// Latency added to every API request, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
@@ -156,6 +159,9 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         token_lifetime: std::time::Duration::from_secs(args.token_lifetime_secs),
         rate_limit_per_minute: (args.rate_limit_per_minute > 0)
             .then_some(args.rate_limit_per_minute),
+        org_rate_limit_per_minute: (args.org_rate_limit_per_minute > 0)
+            .then_some(args.org_rate_limit_per_minute),
+        extra_clients: Vec::new(),
         latency: std::time::Duration::from_millis(args.latency_ms),
         error_rate: args.error_rate,
     };

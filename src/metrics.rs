@@ -20,6 +20,9 @@ pub const UPSTREAM_RATE_LIMITED: &str = "attrsync_upstream_rate_limited_total";
 pub const UPSTREAM_RETRIES: &str = "attrsync_upstream_retries_total";
 pub const CACHE_LOOKUPS: &str = "attrsync_crm_cache_lookups_total";
 pub const TOKEN_FETCHES: &str = "attrsync_genesys_token_fetches_total";
+pub const GENESYS_SLOT_REQUESTS: &str = "attrsync_genesys_slot_requests_total";
+pub const GENESYS_SLOT_PARKED: &str = "attrsync_genesys_slot_parked_total";
+pub const GENESYS_SLOT_REMAINING: &str = "attrsync_genesys_slot_budget_remaining";
 pub const QUEUE_DEPTH: &str = "attrsync_queue_depth";
 pub const LOOKUP_RESULTS: &str = "attrsync_lookup_results_total";
 pub const AUTH_FAILURES: &str = "attrsync_auth_failures_total";
@@ -126,8 +129,26 @@ pub const CATALOGUE: &[Metric] = &[
     metric(
         TOKEN_FETCHES,
         Kind::Counter,
-        "Genesys OAuth token requests, by outcome (ok, rejected, error)",
-        &["outcome"],
+        "Genesys OAuth token requests, by token pool slot and outcome (ok, rejected, error)",
+        &["slot", "outcome"],
+    ),
+    metric(
+        GENESYS_SLOT_REQUESTS,
+        Kind::Counter,
+        "Genesys API requests sent, by token pool slot (0..N-1, never the token)",
+        &["slot"],
+    ),
+    metric(
+        GENESYS_SLOT_PARKED,
+        Kind::Counter,
+        "429s that parked a token pool slot for their Retry-After, by slot",
+        &["slot"],
+    ),
+    metric(
+        GENESYS_SLOT_REMAINING,
+        Kind::Gauge,
+        "Requests a token pool slot may still send in the current minute, by slot",
+        &["slot"],
     ),
     metric(
         QUEUE_DEPTH,

@@ -4,7 +4,9 @@
 #   2. a Web Services Data Actions integration with Basic Auth credentials, and the
 #      "attrsync - Look up caller" data action for Architect flows;
 #   3. optionally, the Amazon EventBridge source integration sending customer.start events to AWS
-#      (genesys/eventbridge/ sets up the AWS side).
+#      (genesys/eventbridge/ sets up the AWS side);
+#   4. optionally, the push path without AWS: a Process Automation trigger and the workflow it
+#      runs (genesys/processautomation/).
 #
 #   terraform init
 #   terraform apply -var attrsync_base_url=https://attrsync.example.com \
@@ -132,6 +134,24 @@ resource "genesyscloud_integration" "eventbridge" {
 }
 
 # ---------------------------------------------------------------------------------------------
+# 4. Optional: the push path without AWS. A Process Automation trigger on customer.start runs
+#    an Architect workflow that calls the data action above (../processautomation/).
+
+module "process_automation" {
+  source = "../processautomation"
+  count  = var.process_automation_enabled ? 1 : 0
+
+  # Taken from the resources above, so the workflow calls exactly this integration and action
+  # (and is published only after them).
+  data_action_category = genesyscloud_integration.lookup.config[0].name
+  data_action_name     = genesyscloud_integration_action.lookup.name
+
+  media_types       = var.process_automation_media_types
+  trigger_enabled   = var.process_automation_trigger_enabled
+  event_ttl_seconds = var.process_automation_event_ttl_seconds
+}
+
+# ---------------------------------------------------------------------------------------------
 
 output "oauth_client_id" {
   description = "attrsync's GENESYS_CLIENT_ID."
@@ -147,6 +167,11 @@ output "oauth_client_secret" {
 output "data_action_id" {
   description = "Id of the data action, as Architect's Call Data Action refers to it."
   value       = genesyscloud_integration_action.lookup.id
+}
+
+output "process_automation_trigger_id" {
+  description = "Id of the Process Automation trigger (with process_automation_enabled), for its test endpoint."
+  value       = var.process_automation_enabled ? module.process_automation[0].trigger_id : null
 }
 
 output "eventbridge_partner_event_source" {

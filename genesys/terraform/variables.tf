@@ -73,3 +73,27 @@ variable "eventbridge_event_source_suffix" {
   description = "Suffix of the partner event source name aws.partner/genesys.com/cloud/<org id>/<suffix>: letters, digits, '.', '-', '_', at most 64 characters."
   default     = "attrsync"
 }
+
+variable "process_automation_enabled" {
+  type        = bool
+  description = "Also create the Process Automation trigger on customer.start and the Architect workflow that calls the data action (../processautomation/): the push path for orgs without AWS."
+  default     = false
+}
+
+variable "process_automation_media_types" {
+  type        = list(string)
+  description = "Media types whose customer.start fires the trigger (../processautomation/ var.media_types)."
+  default     = ["VOICE"]
+}
+
+variable "process_automation_trigger_enabled" {
+  type        = bool
+  description = "Create the trigger switched on (false: test it first with its test endpoint, then enable it)."
+  default     = true
+}
+
+variable "process_automation_event_ttl_seconds" {
+  type        = number
+  description = "Events older than this do not fire the trigger (../processautomation/ var.event_ttl_seconds)."
+  default     = 300
+}

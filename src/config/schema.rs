@@ -12,7 +12,6 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::crm::{ChainMode, MatchPolicy, MatchSettings, SourceSettings};
 use super::{invalid, redacted, ConfigError};
-use crate::budget::RateBudget;
 use crate::domain::{KeyKind, MatchQuality};
 use crate::genesys::region::region_domain;
 use crate::merge::{MergePolicy, Overwrite};
@@ -66,7 +65,19 @@ pub struct GenesysSettings {
     pub max_retry_after_secs: u64,
     pub rate_limit_per_minute: u32,
     pub rate_limit_burst: u32,
+    /// Tokens held for each OAuth client (the token pool's slots per client).
+    pub tokens: u32,
+    /// More OAuth clients for the pool, each `client_id:client_secret`.
+    #[serde(serialize_with = "super::redacted_list")]
+    pub extra_clients: Vec<SecretString>,
     pub participant_purposes: Vec<String>,
+}
+
+/// One OAuth client of the token pool.
+#[derive(Clone)]
+pub struct OAuthClient {
+    pub client_id: String,
+    pub client_secret: SecretString,
 }
 
 impl GenesysSettings {
@@ -87,9 +98,30 @@ impl GenesysSettings {
             max_retry_after: Duration::from_secs(self.max_retry_after_secs),
         }
     }
-    /// A fresh budget of `rate_limit_per_minute` (each client owns its own).
-    pub fn budget(&self) -> RateBudget {
-        RateBudget::per_minute("genesys", self.rate_limit_per_minute, self.rate_limit_burst)
+    /// Every OAuth client of the token pool, the main one first; `None` for an entry of
+    /// `extra_clients` that is not `client_id:client_secret` (validation names it).
+    pub fn clients(&self) -> Vec<Option<OAuthClient>> {
+        use secrecy::ExposeSecret;
+        let main = OAuthClient {
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+        };
+        std::iter::once(Some(main))
+            .chain(self.extra_clients.iter().map(|entry| {
+                // Client ids are UUIDs, so the first colon ends the id; a secret may hold one.
+                let (id, secret) = entry.expose_secret().split_once(':')?;
+                let (id, secret) = (id.trim(), secret.trim());
+                (!id.is_empty() && !secret.is_empty()).then(|| OAuthClient {
+                    client_id: id.to_owned(),
+                    client_secret: SecretString::from(secret.to_owned()),
+                })
+            }))
+            .collect()
+    }
+
+    /// The token pool's size: `tokens` for each client.
+    pub fn slots(&self) -> usize {
+        (1 + self.extra_clients.len()) * self.tokens as usize
     }
 
     /// The Platform API base: `api_url`, or `https://api.<region's domain>`.

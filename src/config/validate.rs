@@ -10,6 +10,11 @@ use super::{
 use crate::domain::KeyKind;
 use crate::genesys::region::region_domain;
 
+/// Tokens one OAuth client holds at most, and slots in all: the slot number is a metric label,
+/// so the set must stay small.
+const MAX_TOKENS_PER_CLIENT: u32 = 16;
+const MAX_SLOTS: usize = 32;
+
 /// The placeholders a CRM URL template may use: one per key kind.
 fn placeholder(kind: KeyKind) -> String {
     format!("{{{}}}", kind.as_str())
@@ -81,6 +86,29 @@ impl Settings {
             return Err(invalid(
                 "queue.postgres_schema",
                 "letters, digits and '_' only",
+            ));
+        }
+        if !(1..=MAX_TOKENS_PER_CLIENT).contains(&self.genesys.tokens) {
+            return Err(invalid(
+                "genesys.tokens",
+                format!("must be 1 to {MAX_TOKENS_PER_CLIENT}"),
+            ));
+        }
+        if let Some(position) = self.genesys.clients().iter().position(Option::is_none) {
+            return Err(invalid(
+                "genesys.extra_clients",
+                format!("entry {position} is not client_id:client_secret"),
+            ));
+        }
+        if self.genesys.slots() > MAX_SLOTS {
+            return Err(invalid(
+                "genesys.tokens",
+                format!(
+                    "{} clients with {} tokens each make {} slots; at most {MAX_SLOTS}",
+                    1 + self.genesys.extra_clients.len(),
+                    self.genesys.tokens,
+                    self.genesys.slots()
+                ),
             ));
         }
         if self.genesys.participant_purposes.is_empty() {
@@ -273,6 +301,39 @@ mod tests {
         assert!(err.contains("auth.genesys.secrets"), "{err}");
         let s = load(&[("ATTRSYNC_AUTH__GENESYS__MODE", "none")]);
         assert!(s.is_ok(), "an explicit none is allowed");
+    }
+
+    #[test]
+    fn extra_oauth_clients_and_tokens_make_the_pool_and_a_malformed_client_is_named() {
+        let s = load(&[
+            ("ATTRSYNC_GENESYS__TOKENS", "2"),
+            (
+                "ATTRSYNC_GENESYS__EXTRA_CLIENTS",
+                "b2c1e0a4-id:secret:with-colon,c3d2-id:other",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(s.genesys.slots(), 6);
+        let clients: Vec<_> = s.genesys.clients().into_iter().flatten().collect();
+        assert_eq!(clients.len(), 3);
+        assert_eq!(clients[1].client_id, "b2c1e0a4-id");
+        assert_eq!(
+            secrecy::ExposeSecret::expose_secret(&clients[1].client_secret),
+            "secret:with-colon"
+        );
+        assert!(
+            !s.redacted_toml().contains("with-colon"),
+            "extra clients are secrets"
+        );
+
+        let err = load(&[("ATTRSYNC_GENESYS__EXTRA_CLIENTS", "no-secret-here")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("genesys.extra_clients"), "{err}");
+        let err = load(&[("ATTRSYNC_GENESYS__TOKENS", "0")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("genesys.tokens"), "{err}");
     }
 
     #[test]

@@ -1,11 +1,16 @@
 //! The Genesys Cloud client: read a conversation, write participant attributes.
 //!
-//! Every call has a timeout; 429s wait for `Retry-After`; 5xx, timeouts and connection errors
-//! back off exponentially with jitter; a 401 drops the token and retries once with a new one;
-//! any other 4xx fails at once and carries Genesys's `code`, `message` and `contextId`.
+//! Every call takes a permit from the token pool (`pool`, `slots`): the token with the most
+//! budget left. A 429 parks that token for its `Retry-After` and the call moves to another at
+//! once; when every token is parked it waits for `Retry-After`. 5xx, timeouts and connection
+//! errors back off exponentially with jitter; a 401 drops that token and the call is tried once
+//! more with a fresh one; any other 4xx fails at once and carries Genesys's `code`, `message`
+//! and `contextId`.
 
 pub mod model;
+pub mod pool;
 pub mod region;
+pub mod slots;
 pub mod token;
 
 use std::collections::BTreeMap;
@@ -19,6 +24,7 @@ use crate::domain::{ConversationId, ParticipantId};
 use crate::metrics;
 use crate::retry::{RetryPolicy, Retryable};
 use model::{AttributesPatch, Conversation, ErrorBody};
+use pool::TokenPool;
 use token::TokenProvider;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -34,6 +40,10 @@ pub enum GenesysError {
     },
     #[error("Genesys did not answer in time")]
     Timeout,
+    /// Every token of the pool is parked after 429s (or out of budget) for longer than
+    /// `genesys.max_retry_after_secs`: the call is not sent, and the job waits in the queue.
+    #[error("every Genesys token is rate limited for {}s", retry_after.as_secs())]
+    AllTokensParked { retry_after: Duration },
     #[error("could not reach Genesys: {0}")]
     Connect(String),
     #[error("unexpected response from Genesys: {0}")]
@@ -108,7 +118,9 @@ impl Retryable for GenesysError {
     fn is_retryable(&self) -> bool {
         match self {
             GenesysError::Api { status, .. } => matches!(*status, 408 | 429 | 500..=599),
-            GenesysError::Timeout | GenesysError::Connect(_) => true,
+            GenesysError::Timeout
+            | GenesysError::Connect(_)
+            | GenesysError::AllTokensParked { .. } => true,
             GenesysError::InvalidResponse(_) => false,
         }
     }
@@ -116,6 +128,7 @@ impl Retryable for GenesysError {
     fn retry_after(&self) -> Option<Duration> {
         match self {
             GenesysError::Api { retry_after, .. } => *retry_after,
+            GenesysError::AllTokensParked { retry_after } => Some(*retry_after),
             _ => None,
         }
     }
@@ -125,9 +138,8 @@ impl Retryable for GenesysError {
 pub struct GenesysClient {
     http: reqwest::Client,
     api_base: url::Url,
-    tokens: TokenProvider,
+    pool: std::sync::Arc<TokenPool>,
     retry: RetryPolicy,
-    budget: std::sync::Arc<crate::budget::RateBudget>,
 }
 
 impl GenesysClient {
@@ -141,25 +153,47 @@ impl GenesysClient {
             .pool_idle_timeout(Duration::from_secs(50))
             .build()
             .context("building the Genesys HTTP client")?;
-        let tokens = TokenProvider::new(
-            http.clone(),
-            &settings.login_url()?,
-            settings.client_id.clone(),
-            settings.client_secret.clone(),
-            settings.token_refresh_margin(),
-        )?;
+        let login = settings.login_url()?;
+        let mut providers = Vec::new();
+        for client in settings.clients() {
+            let client = client.context("genesys.extra_clients: not client_id:client_secret")?;
+            for _ in 0..settings.tokens {
+                providers.push(TokenProvider::new(
+                    http.clone(),
+                    &login,
+                    client.client_id.clone(),
+                    client.client_secret.clone(),
+                    settings.token_refresh_margin(),
+                    providers.len(),
+                )?);
+            }
+        }
+        let pool = TokenPool::new(
+            providers,
+            settings.rate_limit_per_minute,
+            settings.rate_limit_burst,
+        );
         Ok(Self {
             http,
             api_base: settings.api_url()?,
-            tokens,
+            pool: std::sync::Arc::new(pool),
             retry: settings.retry(),
-            budget: std::sync::Arc::new(settings.budget()),
         })
     }
 
-    /// Proves a token can be obtained (cached or fresh): the readiness check.
+    /// Proves a token can be obtained (cached or fresh) on at least one slot: the readiness
+    /// check.
     pub async fn check_token(&self) -> Result<(), GenesysError> {
-        self.tokens.token().await.map(|_| ())
+        let slots = self.check_slots().await;
+        if slots.iter().any(Result::is_ok) {
+            return Ok(());
+        }
+        slots.into_iter().find_map(Result::err).map_or(Ok(()), Err)
+    }
+
+    /// Each slot's token, by slot number.
+    pub async fn check_slots(&self) -> Vec<Result<(), GenesysError>> {
+        self.pool.check().await
     }
 
     /// `GET /api/v2/conversations/{conversationId}`.
@@ -220,6 +254,9 @@ impl GenesysClient {
             .await
     }
 
+    /// One attempt as the retry policy sees it: a slot's permit and token, and the request. A
+    /// 401 drops that slot's token and tries once more (any slot); a 429 parks the slot and, if
+    /// another slot is free now, moves there at once, at most once per slot.
     async fn attempt_with_fresh_token_on_401(
         &self,
         op: &'static str,
@@ -227,28 +264,48 @@ impl GenesysClient {
         url: url::Url,
         body: Option<Vec<u8>>,
     ) -> Result<reqwest::Response, GenesysError> {
-        let token = self.tokens.token().await?;
-        match self
-            .attempt(
-                op,
-                method.clone(),
-                url.clone(),
-                body.clone(),
-                token.header_value(),
-            )
-            .await
-        {
-            Err(GenesysError::Api { status: 401, .. }) => {
-                tracing::info!(
-                    operation = op,
-                    "Genesys rejected the token; fetching a new one"
-                );
-                self.tokens.invalidate(&token).await;
-                let token = self.tokens.token().await?;
-                self.attempt(op, method, url, body, token.header_value())
-                    .await
+        let mut renewed = false;
+        let mut moves = 0;
+        loop {
+            let permit = self
+                .pool
+                .acquire(self.retry.max_retry_after)
+                .await
+                .map_err(|retry_after| GenesysError::AllTokensParked { retry_after })?;
+            let token = self.pool.token(permit).await?;
+            match self
+                .attempt(
+                    op,
+                    method.clone(),
+                    url.clone(),
+                    body.clone(),
+                    token.header_value(),
+                )
+                .await
+            {
+                Err(GenesysError::Api { status: 401, .. }) if !renewed => {
+                    tracing::info!(
+                        operation = op,
+                        slot = permit.slot,
+                        "Genesys rejected the token; fetching a new one"
+                    );
+                    self.pool.invalidate(permit, &token).await;
+                    renewed = true;
+                }
+                Err(e @ GenesysError::Api { status: 429, .. }) => {
+                    let another_is_free = self.pool.rate_limited(permit, e.retry_after());
+                    moves += 1;
+                    if !another_is_free || moves >= self.pool.len() {
+                        return Err(e);
+                    }
+                    tracing::info!(
+                        operation = op,
+                        slot = permit.slot,
+                        "token parked after a 429; the call moves to another"
+                    );
+                }
+                other => return other,
             }
-            other => other,
         }
     }
 
@@ -269,8 +326,6 @@ impl GenesysClient {
                 .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
                 .body(body);
         }
-        // Every attempt spends budget, retries included: that is what Genesys counts.
-        self.budget.acquire().await;
         let started = tokio::time::Instant::now();
         match request.send().await {
             Err(e) => {

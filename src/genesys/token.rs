@@ -60,6 +60,8 @@ pub struct TokenProvider {
     client_id: String,
     client_secret: SecretString,
     refresh_margin: Duration,
+    /// The pool slot this token fills, for the metrics.
+    slot: String,
     cache: Cache<(), Arc<AccessToken>>,
 }
 
@@ -70,6 +72,7 @@ impl TokenProvider {
         client_id: String,
         client_secret: SecretString,
         refresh_margin: Duration,
+        slot: usize,
     ) -> Result<Self, GenesysError> {
         let token_url = login_base
             .join("oauth/token")
@@ -80,6 +83,7 @@ impl TokenProvider {
             client_id,
             client_secret,
             refresh_margin,
+            slot: slot.to_string(),
             cache: Cache::builder()
                 .max_capacity(1)
                 .expire_after(KeepFor)
@@ -117,26 +121,28 @@ impl TokenProvider {
             Ok(r) => r,
             Err(e) => {
                 metrics::upstream_call("genesys", "token", None, started.elapsed());
-                ::metrics::counter!(metrics::TOKEN_FETCHES, "outcome" => "error").increment(1);
+                ::metrics::counter!(metrics::TOKEN_FETCHES, "slot" => self.slot.clone(), "outcome" => "error").increment(1);
                 return Err(GenesysError::from_transport(&e));
             }
         };
         let status = response.status();
         metrics::upstream_call("genesys", "token", Some(status.as_u16()), started.elapsed());
         if !status.is_success() {
-            ::metrics::counter!(metrics::TOKEN_FETCHES, "outcome" => "rejected").increment(1);
+            ::metrics::counter!(metrics::TOKEN_FETCHES, "slot" => self.slot.clone(), "outcome" => "rejected").increment(1);
             return Err(GenesysError::from_response(response).await);
         }
         let body: TokenResponse = response.json().await.map_err(|e| {
-            ::metrics::counter!(metrics::TOKEN_FETCHES, "outcome" => "error").increment(1);
+            ::metrics::counter!(metrics::TOKEN_FETCHES, "slot" => self.slot.clone(), "outcome" => "error").increment(1);
             GenesysError::InvalidResponse(format!("token response: {e}"))
         })?;
-        ::metrics::counter!(metrics::TOKEN_FETCHES, "outcome" => "ok").increment(1);
+        ::metrics::counter!(metrics::TOKEN_FETCHES, "slot" => self.slot.clone(), "outcome" => "ok")
+            .increment(1);
         let lifetime = Duration::from_secs(body.expires_in);
         // Never keep a token past half its life minus nothing: a 300 s token with the default
         // 300 s margin would otherwise never be reused.
         let margin = self.refresh_margin.min(lifetime / 2);
         tracing::info!(
+            slot = %self.slot,
             expires_in = body.expires_in,
             "fetched a Genesys access token"
         );

@@ -57,7 +57,10 @@ pub struct SourceCheck {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Checks {
     pub config: &'static str,
+    /// "ok" when at least one token pool slot has a token.
     pub genesys_token: String,
+    /// Each slot of the token pool by number ("0", "1", ...): "ok" or "error: ...".
+    pub genesys_tokens: std::collections::BTreeMap<String, String>,
     /// "ok" (every source ready, every circuit closed), "degraded: ..." or "error: ...".
     pub crm: String,
     /// The CRM sources in chain order.
@@ -130,7 +133,29 @@ async fn crm_checks(state: &AppState) -> (String, Vec<SourceCheck>) {
     (status = 200, description = "Ready, or degraded (a CRM source down or its circuit open)", body = Readiness),
     (status = 503, description = "Not ready; the body says which check failed", body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
-    let token = check(state.genesys.check_token()).await;
+    let slots = match tokio::time::timeout(CHECK_LIMIT, state.genesys.check_slots()).await {
+        Ok(slots) => slots
+            .into_iter()
+            .map(|r| match r {
+                Ok(()) => "ok".to_owned(),
+                Err(e) => format!("error: {e}"),
+            })
+            .collect(),
+        Err(_) => vec!["error: timed out".to_owned()],
+    };
+    let token = if slots.iter().any(|s| s == "ok") {
+        "ok".to_owned()
+    } else {
+        slots
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "error: no token slot".to_owned())
+    };
+    let genesys_tokens = slots
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| (i.to_string(), s))
+        .collect();
     let (crm, crm_sources) = crm_checks(&state).await;
     let queue = if state.queue.is_closed() {
         "error: shutting down".to_owned()
@@ -148,6 +173,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
         checks: Checks {
             config: "ok",
             genesys_token: token,
+            genesys_tokens,
             crm,
             crm_sources,
             queue,

@@ -19,3 +19,4 @@ mod genesys_client;
 mod lookup;
 mod merge;
 mod ops;
+mod token_pool;

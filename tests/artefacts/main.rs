@@ -1,15 +1,18 @@
 //! The deployment and Genesys-side artefacts, checked against the code they configure: the
-//! Dockerfile, docker-compose.yml, deploy/ (Prometheus, Grafana), genesys/ (the data action,
-//! its Terraform twin, the EventBridge rule) and config/examples/ (each through check-config).
-//! None of them can be exercised here for real (no Docker engine, no Genesys org, no AWS
-//! account), so each test pins what would break them:
+//! Dockerfile, docker-compose.yml, deploy/ (Prometheus, Grafana, the Kubernetes base), genesys/
+//! (the data action, its Terraform twin, the EventBridge rule, the Process Automation trigger and
+//! workflow) and config/examples/ (each through check-config). None of them can be exercised here
+//! for real (no Docker engine, no Kubernetes cluster, no Genesys org, no AWS account), so each
+//! test pins what would break them:
 //! a setting attrsync does not read, a path that is not there, a metric that does not exist,
 //! a data-action field `/v1/lookup` does not return.
 //!
 //! A test binary of its own (no attrsync instance for most checks; the few that need one use the
 //! API tests' harness), one file per artefact; the helpers that read files, settings and YAML
-//! are in `files`, `settings` and `yaml`. YAML is read with a small line-based parser (block
-//! style only, which is all these files use), so no YAML crate is needed.
+//! are in `files`, `settings` and `yaml`. The compose and Prometheus YAML is read with a small
+//! line-based parser (block style only, which is all those files use); the Kubernetes manifests
+//! and the Architect workflow, whose flow style and lists it does not handle, with serde_norway,
+//! and the Process Automation Terraform is parsed and evaluated with hcl-rs.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -29,6 +32,8 @@ mod eventbridge;
 mod examples;
 mod files;
 mod grafana;
+mod kubernetes;
+mod process_automation;
 mod settings;
 mod terraform;
 mod yaml;

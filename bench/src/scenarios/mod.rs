@@ -6,9 +6,11 @@
 mod event_throughput;
 mod events;
 mod lookup_latency;
+mod lookup_zero_call;
 mod memory;
 mod rate_budget;
 mod repeat_callers;
+mod token_pool;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -30,16 +32,20 @@ pub enum Scenario {
     RateBudgetDrain,
     RateBudgetSmooth,
     Memory,
+    TokenPool,
+    LookupZeroCall,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 8] = [
         Scenario::EventThroughput,
         Scenario::RepeatCallers,
         Scenario::LookupLatency,
         Scenario::RateBudgetDrain,
         Scenario::RateBudgetSmooth,
         Scenario::Memory,
+        Scenario::TokenPool,
+        Scenario::LookupZeroCall,
     ];
 
     pub fn name(self) -> &'static str {
@@ -50,6 +56,8 @@ impl Scenario {
             Scenario::RateBudgetDrain => "rate-budget-drain",
             Scenario::RateBudgetSmooth => "rate-budget-smooth",
             Scenario::Memory => "memory",
+            Scenario::TokenPool => "token-pool",
+            Scenario::LookupZeroCall => "lookup-zero-call",
         }
     }
 }
@@ -62,6 +70,7 @@ pub(super) const CONTROL_CALLERS: u64 = 6_000_000;
 /// Sizes and knobs, after `--quick` and the command-line overrides.
 #[derive(Debug, Clone)]
 pub struct Sizes {
+    pub quick: bool,
     pub events: usize,
     pub warmup_events: usize,
     pub concurrency: usize,
@@ -78,6 +87,7 @@ impl Sizes {
     pub fn new(quick: bool) -> Self {
         if quick {
             Self {
+                quick,
                 events: 2_000,
                 warmup_events: 100,
                 concurrency: 64,
@@ -91,6 +101,7 @@ impl Sizes {
             }
         } else {
             Self {
+                quick,
                 events: 20_000,
                 warmup_events: 200,
                 concurrency: 64,
@@ -166,6 +177,8 @@ impl Bench {
             Scenario::RateBudgetDrain => self.rate_budget(false).await,
             Scenario::RateBudgetSmooth => self.rate_budget(true).await,
             Scenario::Memory => self.memory().await,
+            Scenario::TokenPool => self.token_pool().await,
+            Scenario::LookupZeroCall => self.lookup_zero_call().await,
         };
         let mut result = result.unwrap_or_else(|e| ScenarioResult::failed(name, &e));
         // Other work on the machine shows in every number: keep a trace of it.

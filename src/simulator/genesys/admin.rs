@@ -148,6 +148,8 @@ pub(super) struct ConfigPatch {
     pub(super) error_rate: Option<f64>,
     #[serde(deserialize_with = "present_or_null")]
     pub(super) rate_limit_per_minute: Option<Option<u32>>,
+    #[serde(deserialize_with = "present_or_null")]
+    pub(super) org_rate_limit_per_minute: Option<Option<u32>>,
 }
 
 pub(super) fn present_or_null<'de, D: Deserializer<'de>>(
@@ -161,6 +163,7 @@ pub(super) fn config_view(faults: &FaultSettings) -> Value {
         "latencyMs": u64::try_from(faults.latency.as_millis()).unwrap_or(u64::MAX),
         "errorRate": faults.error_rate,
         "rateLimitPerMinute": faults.rate_limit_per_minute,
+        "orgRateLimitPerMinute": faults.org_rate_limit_per_minute,
         "scriptedFaults": {
             "token": faults.scripted[Op::Token.index()].len(),
             "getConversation": faults.scripted[Op::GetConversation.index()].len(),
@@ -187,6 +190,9 @@ pub(super) async fn admin_patch_config(State(sim): State<Arc<Shared>>, body: Byt
     }
     if let Some(limit) = patch.rate_limit_per_minute {
         faults.rate_limit_per_minute = limit;
+    }
+    if let Some(limit) = patch.org_rate_limit_per_minute {
+        faults.org_rate_limit_per_minute = limit;
     }
     Json(config_view(&faults)).into_response()
 }

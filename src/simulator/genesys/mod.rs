@@ -64,6 +64,13 @@ pub struct GenesysSimConfig {
     /// Requests per minute per access token; `None` disables rate limiting. The real
     /// client-credentials limit is reportedly 300.
     pub rate_limit_per_minute: Option<u32>,
+    /// Requests per minute for the whole org, all tokens and clients together, answered with
+    /// the same 429; `None` (the default) for no such cap. Whether Genesys has one for
+    /// client-credentials traffic, and its figure, is unverified: this lets attrsync be tested
+    /// at such a cap.
+    pub org_rate_limit_per_minute: Option<u32>,
+    /// More OAuth clients (id, secret) the token endpoint accepts besides `client_id`.
+    pub extra_clients: Vec<(String, String)>,
     /// Added before every Platform API request is handled.
     pub latency: Duration,
     /// Fraction (0.0–1.0) of Platform API requests answered with 503 `service.unavailable`.
@@ -77,6 +84,8 @@ impl Default for GenesysSimConfig {
             client_secret: "sim-secret".to_owned(),
             token_lifetime: Duration::from_secs(86_400),
             rate_limit_per_minute: None,
+            org_rate_limit_per_minute: None,
+            extra_clients: Vec::new(),
             latency: Duration::ZERO,
             error_rate: 0.0,
         }
@@ -252,6 +261,8 @@ pub struct SimStats {
     pub patch_attributes: u64,
     /// Every 429 sent, whether from the rate limiter or scripted.
     pub rate_limited: u64,
+    /// The 429s of those sent because the org-wide cap was reached.
+    pub org_rate_limited: u64,
     /// Scripted faults consumed plus random `error_rate` failures.
     pub faults_injected: u64,
     pub patches_accepted: u64,
@@ -371,6 +382,11 @@ impl GenesysSim {
 
     pub fn set_rate_limit(&self, per_minute: Option<u32>) {
         lock(&self.shared.faults).rate_limit_per_minute = per_minute;
+    }
+
+    /// The org-wide cap over every token (see [`GenesysSimConfig::org_rate_limit_per_minute`]).
+    pub fn set_org_rate_limit(&self, per_minute: Option<u32>) {
+        lock(&self.shared.faults).org_rate_limit_per_minute = per_minute;
     }
 }
 

@@ -23,6 +23,9 @@ use crate::simulator::{bearer_token, lock};
 pub(super) struct Shared {
     pub(super) client_id: String,
     pub(super) client_secret: String,
+    pub(super) extra_clients: Vec<(String, String)>,
+    /// The org-wide cap's window, shared by every token.
+    pub(super) org_window: Mutex<RateWindow>,
     pub(super) token_lifetime: Duration,
     pub(super) tokens: Mutex<HashMap<String, IssuedToken>>,
     pub(super) conversations: Mutex<HashMap<String, Conversation>>,
@@ -39,6 +42,7 @@ pub(super) struct FaultSettings {
     pub(super) latency: Duration,
     pub(super) error_rate: f64,
     pub(super) rate_limit_per_minute: Option<u32>,
+    pub(super) org_rate_limit_per_minute: Option<u32>,
     pub(super) scripted: [VecDeque<Fault>; Op::COUNT],
 }
 
@@ -49,6 +53,7 @@ pub(super) struct Counters {
     pub(super) get_conversation: AtomicU64,
     pub(super) patch_attributes: AtomicU64,
     pub(super) rate_limited: AtomicU64,
+    pub(super) org_rate_limited: AtomicU64,
     pub(super) faults_injected: AtomicU64,
     pub(super) patches_accepted: AtomicU64,
 }
@@ -74,6 +79,7 @@ impl Counters {
             get_conversation: read(&self.get_conversation),
             patch_attributes: read(&self.patch_attributes),
             rate_limited: read(&self.rate_limited),
+            org_rate_limited: read(&self.org_rate_limited),
             faults_injected: read(&self.faults_injected),
             patches_accepted: read(&self.patches_accepted),
         }
@@ -141,6 +147,8 @@ impl Shared {
         Self {
             client_id: config.client_id,
             client_secret: config.client_secret,
+            extra_clients: config.extra_clients,
+            org_window: Mutex::new(RateWindow::new(Instant::now())),
             token_lifetime: config.token_lifetime,
             tokens: Mutex::new(HashMap::new()),
             conversations: Mutex::new(HashMap::new()),
@@ -148,6 +156,7 @@ impl Shared {
                 latency: config.latency,
                 error_rate: sanitize_rate(config.error_rate),
                 rate_limit_per_minute: config.rate_limit_per_minute,
+                org_rate_limit_per_minute: config.org_rate_limit_per_minute,
                 scripted: Default::default(),
             }),
             counters: Counters::default(),
@@ -262,7 +271,13 @@ impl Shared {
         let valid = credentials
             .as_deref()
             .and_then(|c| c.split_once(':'))
-            .is_some_and(|(id, secret)| id == self.client_id && secret == self.client_secret);
+            .is_some_and(|(id, secret)| {
+                (id == self.client_id && secret == self.client_secret)
+                    || self
+                        .extra_clients
+                        .iter()
+                        .any(|(i, s)| i == id && s == secret)
+            });
         if valid {
             Ok(())
         } else {
@@ -319,7 +334,13 @@ impl Shared {
         let Some(token) = bearer_token(headers) else {
             return Err(ApiError::authentication_required());
         };
-        let limit = lock(&self.faults).rate_limit_per_minute;
+        let (limit, org_limit) = {
+            let faults = lock(&self.faults);
+            (
+                faults.rate_limit_per_minute,
+                faults.org_rate_limit_per_minute,
+            )
+        };
         let now = Instant::now();
         let mut tokens = lock(&self.tokens);
         let Some(issued) = tokens.get_mut(token) else {
@@ -329,13 +350,25 @@ impl Shared {
             tokens.remove(token);
             return Err(ApiError::bad_credentials());
         }
-        let Some(limit) = limit else {
-            return Ok(());
-        };
-        issued.window.admit(now, limit).map_err(|retry_after| {
-            bump(&self.counters.rate_limited);
-            ApiError::too_many_requests(retry_after)
-        })
+        if let Some(limit) = limit {
+            issued.window.admit(now, limit).map_err(|retry_after| {
+                bump(&self.counters.rate_limited);
+                ApiError::too_many_requests(retry_after)
+            })?;
+        }
+        drop(tokens);
+        // The org-wide cap counts what the token's own limit let through (unverified how
+        // Genesys would count; the answer is the same normalized 429 either way).
+        if let Some(org_limit) = org_limit {
+            lock(&self.org_window)
+                .admit(now, org_limit)
+                .map_err(|retry_after| {
+                    bump(&self.counters.rate_limited);
+                    bump(&self.counters.org_rate_limited);
+                    ApiError::too_many_requests(retry_after)
+                })?;
+        }
+        Ok(())
     }
 }
 

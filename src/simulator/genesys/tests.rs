@@ -432,6 +432,48 @@ async fn a_patch_for_an_unknown_participant_is_not_found() -> TestResult {
 }
 
 #[tokio::test]
+async fn the_org_wide_cap_refuses_every_token_once_all_of_them_together_reach_it() -> TestResult {
+    let sim = start(GenesysSimConfig {
+        rate_limit_per_minute: Some(10),
+        org_rate_limit_per_minute: Some(3),
+        extra_clients: vec![("second-client".to_owned(), "second-secret".to_owned())],
+        ..GenesysSimConfig::default()
+    })
+    .await?;
+    let first = fetch_token(&sim).await?;
+    let second: Value = token_request(&sim, "second-client", "second-secret")
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let second = second["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let created = sim.create_conversation(voice_call());
+    let url = conversation_url(&sim, &created.conversation_id);
+    let get = |token: &str| client().get(&url).bearer_auth(token.to_owned()).send();
+    for token in [&first, &second, &first] {
+        assert_eq!(get(token).await?.status(), 200);
+    }
+    // Each token is far below its own limit of 10; together they have used the org's 3.
+    for token in [&second, &first] {
+        let response = get(token).await?;
+        assert!(response.headers().contains_key(header::RETRY_AFTER));
+        let (status, body) = error_of(response).await?;
+        assert_eq!(status, 429);
+        assert_eq!(body["code"], "too.many.requests.retry.after");
+    }
+    let stats = sim.stats();
+    assert_eq!((stats.rate_limited, stats.org_rate_limited), (2, 2));
+    // Lifted at run time, like the per-token limit.
+    sim.set_org_rate_limit(None);
+    assert_eq!(get(&second).await?.status(), 200);
+    Ok(())
+}
+
+#[tokio::test]
 async fn exceeding_the_rate_limit_returns_the_normalized_429_with_retry_after() -> TestResult {
     let sim = start(GenesysSimConfig {
         rate_limit_per_minute: Some(2),
