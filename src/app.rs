@@ -1,6 +1,7 @@
 //! The composition root: `App::build(settings)` (used by `main`, the demo and the tests) wires
-//! the components, each built from its own settings; `run_until_stopped` serves until a
-//! shutdown signal, then drains the queue; `shutdown_signal` is that signal.
+//! the components, each built from its own settings, and binds the listener (plain or TLS);
+//! `run_until_stopped` serves until a shutdown signal, then drains the queue; `shutdown_signal`
+//! is that signal.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -8,23 +9,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 
-use crate::config::Settings;
+use crate::config::{AuthGroup, Settings};
 use crate::crm;
+use crate::genesys::ranges::GenesysRanges;
 use crate::genesys::GenesysClient;
 use crate::http::AppState;
 use crate::metrics::LabelValues;
 use crate::pipeline::Pipeline;
 use crate::queue::{JobQueue, WorkerPool};
+use crate::server::Server;
 
 pub struct App {
-    listener: TcpListener,
+    server: Server,
     addr: SocketAddr,
     router: axum::Router,
     workers: WorkerPool,
     grace: Duration,
     state: AppState,
+    /// Keeps Genesys's published ranges fresh, when a group follows them.
+    ranges_refresh: Option<JoinHandle<()>>,
 }
 
 impl App {
@@ -47,11 +52,16 @@ impl App {
             settings.phone.default_region,
         );
 
-        let address = settings.server.address();
-        let listener = TcpListener::bind(&address)
-            .await
-            .with_context(|| format!("binding {address} (server.host, server.port)"))?;
-        let addr = listener.local_addr()?;
+        let follows_ranges = AuthGroup::ALL
+            .into_iter()
+            .any(|g| settings.auth.group(g).allow_genesys_ranges);
+        let ranges = follows_ranges.then(|| GenesysRanges::from_settings(&settings.genesys));
+        let ranges_refresh = ranges.clone().map(|r| {
+            tokio::spawn(r.keep_fresh(genesys.clone(), settings.genesys.ip_ranges_refresh()))
+        });
+
+        let server = Server::bind(&settings.server).await?;
+        let addr = server.local_addr();
         let grace = settings.server.shutdown_grace();
         let state = AppState {
             settings: Arc::new(settings),
@@ -60,20 +70,27 @@ impl App {
             genesys,
             crm,
             metrics,
+            ranges,
         };
         let router = crate::http::router(state.clone())?;
         Ok(App {
-            listener,
+            server,
             addr,
             router,
             workers,
             grace,
             state,
+            ranges_refresh,
         })
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// `http://ADDR` or, with native TLS, `https://ADDR`.
+    pub fn base_url(&self) -> String {
+        format!("{}://{}", self.server.scheme(), self.addr)
     }
 
     pub fn state(&self) -> &AppState {
@@ -86,16 +103,21 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        tracing::info!(address = %self.addr, "attrsync listening");
+        tracing::info!(address = %self.addr, scheme = self.server.scheme(), "attrsync listening");
         let queue = self.state.queue.clone();
         let stop_intake = async move {
             shutdown.await;
             tracing::info!(queued = queue.depth(), "shutdown requested; draining");
         };
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(stop_intake)
+        let served = self
+            .server
+            .serve(self.router, stop_intake)
             .await
-            .context("serving HTTP")?;
+            .context("serving HTTP");
+        if let Some(refresh) = self.ranges_refresh {
+            refresh.abort();
+        }
+        served?;
         self.workers.shutdown(self.grace).await;
         tracing::info!("attrsync stopped");
         Ok(())
@@ -105,9 +127,9 @@ impl App {
 /// The closed label sets of attrsync's metrics, from the enums that own them: the HELP text on
 /// `/metrics` lists them and a test holds the README to them.
 pub fn label_values() -> Vec<LabelValues> {
-    use crate::config::{AuthGroup, CrmAdapterKind};
+    use crate::config::CrmAdapterKind;
     use crate::domain::Source;
-    use crate::http::error::Refusal;
+    use crate::http::error::{Refusal, SourceRefusal};
     use crate::http::events::IngestOutcome;
     use crate::metrics as m;
     use crate::pipeline::{LookupReason, Outcome};
@@ -153,6 +175,25 @@ pub fn label_values() -> Vec<LabelValues> {
             m::AUTH_FAILURES,
             "reason",
             Refusal::ALL.into_iter().map(Refusal::as_str).collect(),
+        ),
+        set(
+            m::HTTP_REFUSALS,
+            "group",
+            AuthGroup::ALL.into_iter().map(AuthGroup::as_str).collect(),
+        ),
+        set(
+            m::HTTP_REFUSALS,
+            "reason",
+            SourceRefusal::ALL
+                .into_iter()
+                .map(SourceRefusal::as_str)
+                .collect(),
+        ),
+        set(m::TLS_RELOADS, "result", vec!["ok", "error"]),
+        set(
+            m::IP_RANGE_REFRESHES,
+            "result",
+            vec!["ok", "error", "empty"],
         ),
         set(m::UPSTREAM_REQUESTS, "source", upstream_sources.clone()),
         set(m::UPSTREAM_DURATION, "source", upstream_sources.clone()),

@@ -97,7 +97,7 @@ pub async fn run(options: DemoOptions<'_>) -> anyhow::Result<()> {
         }
         Err(e) => return Err(e),
     };
-    let base = format!("http://{}", app.addr());
+    let base = app.base_url();
     let state = app.state().clone();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async {

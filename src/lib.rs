@@ -9,7 +9,8 @@
 //! - `queue`: the durable queue (intake, workers and the retry decision, SQLite/PostgreSQL);
 //! - `pipeline`: the use cases (enrich a conversation; answer a lookup);
 //! - `genesys` (the Genesys Cloud client), `crm` (adapters, cache, breaker), `ingest` (parsing
-//!   what senders POST), `telemetry` (logging set-up);
+//!   what senders POST), `server` (the listener: plain HTTP or TLS with reloaded certificates),
+//!   `telemetry` (logging set-up);
 //! - `config`: settings as data, loaded, layered and validated once;
 //! - `domain` (ids, customer keys, the job), `phone` (caller numbers), `merge` (the merge
 //!   policy, a pure function);
@@ -35,5 +36,6 @@ pub mod pipeline;
 pub mod queue;
 pub mod redact;
 pub mod retry;
+pub mod server;
 pub mod simulator;
 pub mod telemetry;

@@ -37,6 +37,10 @@ pub const BREAKER_STATE: &str = "attrsync_crm_circuit_state";
 pub const CANDIDATES_DROPPED: &str = "attrsync_crm_candidates_dropped_total";
 pub const CRM_TOKEN_FETCHES: &str = "attrsync_crm_token_fetches_total";
 pub const LOAD_SHED: &str = "attrsync_requests_shed_total";
+pub const HTTP_REFUSALS: &str = "attrsync_http_refusals_total";
+pub const TLS_RELOADS: &str = "attrsync_tls_reloads_total";
+pub const IP_RANGE_REFRESHES: &str = "attrsync_genesys_ip_range_refreshes_total";
+pub const IP_RANGES: &str = "attrsync_genesys_ip_ranges";
 
 /// What kind of series a metric is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,6 +171,30 @@ pub const CATALOGUE: &[Metric] = &[
         Kind::Counter,
         "Requests refused with 401, by endpoint group and reason",
         &["endpoint", "reason"],
+    ),
+    metric(
+        HTTP_REFUSALS,
+        Kind::Counter,
+        "Requests refused with 403 (source address or client certificate), by endpoint group and reason",
+        &["group", "reason"],
+    ),
+    metric(
+        TLS_RELOADS,
+        Kind::Counter,
+        "Changed TLS certificate files, by result (ok: now served; error: refused, the old pair kept)",
+        &["result"],
+    ),
+    metric(
+        IP_RANGE_REFRESHES,
+        Kind::Counter,
+        "Reads of Genesys's published address ranges, by result (ok, error, empty)",
+        &["result"],
+    ),
+    metric(
+        IP_RANGES,
+        Kind::Gauge,
+        "Genesys data-action address ranges in use (0 until the first successful read)",
+        &[],
     ),
     metric(
         LOAD_SHED,

@@ -26,7 +26,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("HTTP edge", &["http"]),
     ("queue", &["queue"]),
     ("use case", &["pipeline"]),
-    ("components", &["genesys", "crm", "ingest", "telemetry"]),
+    (
+        "components",
+        &["genesys", "crm", "ingest", "server", "telemetry"],
+    ),
     ("settings (data)", &["config"]),
     ("domain", &["domain", "phone", "merge"]),
     (

@@ -124,6 +124,10 @@ async fn the_logs_of_a_full_run_contain_no_secret_and_no_personal_data() {
         logs.contains("\"request_id\"") && logs.contains("\"conversation_id\""),
         "log lines carry the request and conversation ids"
     );
+    assert!(
+        logs.contains("\"client_addr\":\"127.0.0.1\""),
+        "request spans carry the client address"
+    );
     let auth = &app.state.settings.auth;
     let mut forbidden: Vec<String> = vec![
         "sim-secret".into(),

@@ -74,6 +74,19 @@ pub struct EndpointAuth {
     pub secrets: Vec<SecretString>,
     pub api_key_header: String,
     pub basic_username: String,
+    /// Source addresses allowed to call the group (CIDRs); empty = any, unless
+    /// `allow_genesys_ranges` is set. Checked before the credentials.
+    #[serde(deserialize_with = "super::network::cidr_list")]
+    pub allow_from: Vec<ipnet::IpNet>,
+    /// Also allow Genesys's published data-action ranges (`GET /api/v2/ipranges`), and refuse
+    /// everyone else not in `allow_from`.
+    pub allow_genesys_ranges: bool,
+    /// Refuse requests whose TLS connection presented no client certificate that verified
+    /// against `server.tls.client_ca_path`.
+    pub require_client_cert: bool,
+    /// When not empty, the client certificate must name one of these (subject CN or a DNS
+    /// subject alternative name, compared case-insensitively).
+    pub client_cert_subjects: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -118,6 +131,25 @@ impl EndpointAuth {
     pub fn validate(&self, group: AuthGroup) -> Result<(), ConfigError> {
         let key = |k: &str| format!("auth.{}.{k}", group.as_str());
         let invalid = |key: String, reason: String| ConfigError::Invalid { key, reason };
+        if !self.client_cert_subjects.is_empty() && !self.require_client_cert {
+            return Err(invalid(
+                key("client_cert_subjects"),
+                format!(
+                    "only checked when {} = true; set it too",
+                    key("require_client_cert")
+                ),
+            ));
+        }
+        if self
+            .client_cert_subjects
+            .iter()
+            .any(|s| s.trim().is_empty())
+        {
+            return Err(invalid(
+                key("client_cert_subjects"),
+                "an empty name never matches; remove it".to_owned(),
+            ));
+        }
         if self.mode == AuthMode::None {
             return Ok(());
         }
@@ -175,6 +207,10 @@ mod tests {
                 .collect(),
             api_key_header: "X-API-Key".into(),
             basic_username: "attrsync".into(),
+            allow_from: Vec::new(),
+            allow_genesys_ranges: false,
+            require_client_cert: false,
+            client_cert_subjects: Vec::new(),
         }
     }
 
@@ -213,5 +249,19 @@ mod tests {
         )
         .validate(AuthGroup::Cti)
         .is_ok());
+    }
+
+    #[test]
+    fn certificate_subjects_without_requiring_a_certificate_are_refused() {
+        let mut s = settings(AuthMode::None, &[]);
+        s.client_cert_subjects = vec!["dataactions.prod.us-east-1.mypurecloud.com".into()];
+        let (key, reason) = key_and_reason(s.validate(AuthGroup::Lookup).unwrap_err());
+        assert_eq!(key, "auth.lookup.client_cert_subjects");
+        assert!(
+            reason.contains("auth.lookup.require_client_cert"),
+            "{reason}"
+        );
+        s.require_client_cert = true;
+        assert!(s.validate(AuthGroup::Lookup).is_ok());
     }
 }

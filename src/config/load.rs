@@ -27,6 +27,17 @@ const LIST_KEYS: &[&str] = &[
     "auth.cti.secrets",
     "auth.lookup.secrets",
     "auth.ops.secrets",
+    "server.trusted_proxies",
+    "genesys.ip_ranges_services",
+    "genesys.ip_ranges_regions",
+    "auth.genesys.allow_from",
+    "auth.cti.allow_from",
+    "auth.lookup.allow_from",
+    "auth.ops.allow_from",
+    "auth.genesys.client_cert_subjects",
+    "auth.cti.client_cert_subjects",
+    "auth.lookup.client_cert_subjects",
+    "auth.ops.client_cert_subjects",
 ];
 
 /// Keys that moved, and where to: a configuration still setting them is refused rather than

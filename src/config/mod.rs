@@ -1,6 +1,7 @@
 //! Settings as plain data: the schema of every section with its typed accessors (`schema`,
-//! `auth`; what every CRM source shares in `crm`, the OAuth client of a CRM adapter in `oauth`),
-//! loading and layering (`load`), validation (`validate`), and the redacted view
+//! `auth`; the TLS settings and address lists in `network`; what every CRM source shares in
+//! `crm`, the OAuth client of a CRM adapter in `oauth`), loading and layering (`load`),
+//! validation (`validate`), and the redacted view
 //! printed by `check-config`. Every component builds itself from its own section; nothing here
 //! knows the components.
 //!
@@ -11,6 +12,7 @@
 mod auth;
 mod crm;
 mod load;
+mod network;
 mod oauth;
 mod schema;
 mod validate;
@@ -21,6 +23,7 @@ use serde::{Deserialize, Serialize, Serializer};
 pub use crate::merge::Overwrite;
 pub use auth::{AuthGroup, AuthMode, AuthSettings, EndpointAuth};
 pub use crm::{ChainMode, MatchPolicy, MatchSettings, SourceSettings};
+pub use network::{contains, parse_cidr, TlsSettings};
 pub use oauth::{AssertionAlgorithm, ClientAuth, OAuthGrant, OAuthSettings};
 pub use schema::{
     CacheSettings, CrmAdapterKind, CrmSettings, FileCrmSettings, GenesysSettings, HttpAuthKind,

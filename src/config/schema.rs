@@ -11,6 +11,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::crm::{ChainMode, MatchPolicy, MatchSettings, SourceSettings};
+use super::network::TlsSettings;
 use super::{invalid, redacted, ConfigError};
 use crate::domain::{KeyKind, MatchQuality};
 use crate::genesys::region::region_domain;
@@ -33,12 +34,21 @@ pub struct ServerSettings {
     pub request_timeout_ms: u64,
     pub shutdown_grace_secs: u64,
     pub max_concurrent_requests: usize,
+    /// Peers whose `Forwarded` / `X-Forwarded-For` headers are believed (load balancers).
+    #[serde(deserialize_with = "super::network::cidr_list")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub tls: TlsSettings,
 }
 
 impl ServerSettings {
-    /// `host:port`, for binding.
+    /// `host:port`, for binding; an IPv6 host is bracketed (`[::1]:8080`).
     pub fn address(&self) -> String {
-        format!("{}:{}", self.host, self.port)
+        let host = self.host.trim();
+        if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]:{}", self.port)
+        } else {
+            format!("{host}:{}", self.port)
+        }
     }
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
@@ -71,6 +81,12 @@ pub struct GenesysSettings {
     #[serde(serialize_with = "super::redacted_list")]
     pub extra_clients: Vec<SecretString>,
     pub participant_purposes: Vec<String>,
+    /// How often Genesys's published address ranges are read again, when a group follows them.
+    pub ip_ranges_refresh_secs: u64,
+    /// The `service` values of `GET /api/v2/ipranges` rows that are data-action sources.
+    pub ip_ranges_services: Vec<String>,
+    /// The `region` values kept; empty = every row the org's regional API returns.
+    pub ip_ranges_regions: Vec<String>,
 }
 
 /// One OAuth client of the token pool.
@@ -122,6 +138,10 @@ impl GenesysSettings {
     /// The token pool's size: `tokens` for each client.
     pub fn slots(&self) -> usize {
         (1 + self.extra_clients.len()) * self.tokens as usize
+    }
+
+    pub fn ip_ranges_refresh(&self) -> Duration {
+        Duration::from_secs(self.ip_ranges_refresh_secs)
     }
 
     /// The Platform API base: `api_url`, or `https://api.<region's domain>`.

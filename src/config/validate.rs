@@ -26,6 +26,7 @@ impl Settings {
         for group in AuthGroup::ALL {
             self.auth.group(group).validate(group)?;
         }
+        self.validate_edge()?;
         if self.genesys.client_id.trim().is_empty() {
             return Err(invalid(
                 "genesys.client_id",
@@ -166,6 +167,74 @@ impl Settings {
                 "crm.match_priority",
                 "required when crm.match_policy = \"priority\": record types, best first, e.g. [\"Contact\", \"Lead\", \"Account\"]",
             ));
+        }
+        Ok(())
+    }
+
+    /// TLS files, client certificates and Genesys's ranges: what each group asks of the server.
+    fn validate_edge(&self) -> Result<(), ConfigError> {
+        let tls = &self.server.tls;
+        let named = |path: &std::path::Path| !path.as_os_str().is_empty();
+        if named(&tls.key_path) && !tls.enabled() {
+            return Err(invalid(
+                "server.tls.cert_path",
+                "required when server.tls.key_path is set",
+            ));
+        }
+        if tls.enabled() && !named(&tls.key_path) {
+            return Err(invalid(
+                "server.tls.key_path",
+                "required when server.tls.cert_path is set",
+            ));
+        }
+        if tls.client_certificates() && !tls.enabled() {
+            return Err(invalid(
+                "server.tls.client_ca_path",
+                "client certificates need native TLS: set server.tls.cert_path and key_path too",
+            ));
+        }
+        for (key, path) in [
+            ("server.tls.cert_path", &tls.cert_path),
+            ("server.tls.key_path", &tls.key_path),
+            ("server.tls.client_ca_path", &tls.client_ca_path),
+        ] {
+            if named(path) && !path.is_file() {
+                return Err(invalid(
+                    key,
+                    format!("{} is not a readable file", path.display()),
+                ));
+            }
+        }
+        for group in AuthGroup::ALL {
+            let auth = self.auth.group(group);
+            if auth.require_client_cert && !tls.client_certificates() {
+                return Err(invalid(
+                    &format!("auth.{}.require_client_cert", group.as_str()),
+                    "needs server.tls.client_ca_path (the CA the client certificates are checked against)",
+                ));
+            }
+            if auth.allow_genesys_ranges {
+                if self.genesys.ip_ranges_refresh_secs == 0 {
+                    return Err(invalid(
+                        "genesys.ip_ranges_refresh_secs",
+                        format!(
+                            "must be greater than 0 when auth.{}.allow_genesys_ranges is set",
+                            group.as_str()
+                        ),
+                    ));
+                }
+                if self
+                    .genesys
+                    .ip_ranges_services
+                    .iter()
+                    .all(|s| s.trim().is_empty())
+                {
+                    return Err(invalid(
+                        "genesys.ip_ranges_services",
+                        "must name at least one service, e.g. [\"data-actions\"]",
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -449,6 +518,56 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("genesys.region"), "{err}");
+    }
+
+    #[test]
+    fn tls_settings_name_the_missing_or_unreadable_file() {
+        let err = load(&[("ATTRSYNC_SERVER__TLS__CERT_PATH", "/nonexistent/cert.pem")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("server.tls.key_path"), "{err}");
+        let err = load(&[
+            ("ATTRSYNC_SERVER__TLS__CERT_PATH", "/nonexistent/cert.pem"),
+            ("ATTRSYNC_SERVER__TLS__KEY_PATH", "/nonexistent/key.pem"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("server.tls.cert_path"), "{err}");
+        assert!(err.contains("not a readable file"), "{err}");
+    }
+
+    #[test]
+    fn requiring_a_client_certificate_needs_a_client_ca() {
+        let err = load(&[("ATTRSYNC_AUTH__LOOKUP__REQUIRE_CLIENT_CERT", "true")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("auth.lookup.require_client_cert"), "{err}");
+        assert!(err.contains("server.tls.client_ca_path"), "{err}");
+    }
+
+    #[test]
+    fn address_lists_are_parsed_at_load_and_a_bad_entry_names_its_key() {
+        let s = load(&[
+            (
+                "ATTRSYNC_SERVER__TRUSTED_PROXIES",
+                "10.0.0.0/8, 2001:db8::1",
+            ),
+            ("ATTRSYNC_AUTH__LOOKUP__ALLOW_FROM", "192.0.2.0/24"),
+        ])
+        .unwrap();
+        let proxies: Vec<String> = s
+            .server
+            .trusted_proxies
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(proxies, ["10.0.0.0/8", "2001:db8::1/128"]);
+        assert_eq!(s.auth.lookup.allow_from.len(), 1);
+        let err = load(&[("ATTRSYNC_AUTH__LOOKUP__ALLOW_FROM", "192.0.2.0/40")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("allow_from"), "{err}");
+        assert!(err.contains("192.0.2.0/40"), "{err}");
     }
 
     #[test]

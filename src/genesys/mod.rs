@@ -1,4 +1,5 @@
-//! The Genesys Cloud client: read a conversation, write participant attributes.
+//! The Genesys Cloud client: read a conversation, write participant attributes, read the
+//! published address ranges (`ranges` keeps them fresh).
 //!
 //! Every call takes a permit from the token pool (`pool`, `slots`): the token with the most
 //! budget left. A 429 parks that token for its `Retry-After` and the call moves to another at
@@ -9,6 +10,7 @@
 
 pub mod model;
 pub mod pool;
+pub mod ranges;
 pub mod region;
 pub mod slots;
 pub mod token;
@@ -23,7 +25,7 @@ use crate::config::GenesysSettings;
 use crate::domain::{ConversationId, ParticipantId};
 use crate::metrics;
 use crate::retry::{RetryPolicy, Retryable};
-use model::{AttributesPatch, Conversation, ErrorBody};
+use model::{AttributesPatch, Conversation, ErrorBody, IpAddressRange, IpAddressRangeListing};
 use pool::TokenPool;
 use token::TokenProvider;
 
@@ -229,6 +231,20 @@ impl GenesysClient {
         self.send("patch_attributes", Method::PATCH, &path, Some(body))
             .await
             .map(|_| ())
+    }
+
+    /// `GET /api/v2/ipranges`: Genesys Cloud's public address ranges. "Requires no permissions";
+    /// the SDKs send the OAuth token, so this does too (UtilitiesApi.md of
+    /// MyPureCloud/platform-client-sdk-python@f80f2db).
+    pub async fn ip_ranges(&self) -> Result<Vec<IpAddressRange>, GenesysError> {
+        let response = self
+            .send("get_ip_ranges", Method::GET, "api/v2/ipranges", None)
+            .await?;
+        response
+            .json::<IpAddressRangeListing>()
+            .await
+            .map(|listing| listing.entities)
+            .map_err(|e| GenesysError::InvalidResponse(format!("ipranges body: {e}")))
     }
 
     /// One logical call: retries per the policy, with one extra attempt after a 401.

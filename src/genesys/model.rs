@@ -91,6 +91,26 @@ pub struct ErrorBody {
     pub context_id: String,
 }
 
+/// `GET /api/v2/ipranges` reply: `IpAddressRangeListing` (no paging).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct IpAddressRangeListing {
+    pub entities: Vec<IpAddressRange>,
+}
+
+/// One published range. Every field is optional in the SDKs' model, and only `direction` has a
+/// description: "The direction of traffic for the IP range from the perspective of Genesys Cloud"
+/// (`inbound`, `outbound`, `both`; MyPureCloud/platform-client-sdk-python@f80f2db:
+/// build/docs/IpAddressRange.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct IpAddressRange {
+    pub cidr: Option<String>,
+    pub service: Option<String>,
+    pub region: Option<String>,
+    pub direction: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

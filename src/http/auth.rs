@@ -233,6 +233,10 @@ mod tests {
                 .collect(),
             api_key_header: "X-API-Key".into(),
             basic_username: "attrsync".into(),
+            allow_from: Vec::new(),
+            allow_genesys_ranges: false,
+            require_client_cert: false,
+            client_cert_subjects: Vec::new(),
         }
     }
 

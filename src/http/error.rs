@@ -32,6 +32,10 @@ pub enum ApiError {
         /// The `WWW-Authenticate` challenge of the group's mode, if it has one.
         challenge: Option<&'static str>,
     },
+    /// 403: the source address or the client certificate is not allowed for the endpoint group
+    /// (logged and counted by the source guard).
+    #[error("{}", .0.message())]
+    Forbidden(SourceRefusal),
     /// 404.
     #[error("{0}")]
     NotFound(String),
@@ -61,6 +65,9 @@ pub enum ErrorCode {
     PayloadTooLarge,
     InvalidField,
     Unauthorized,
+    ForbiddenSource,
+    ClientCertificateRequired,
+    ClientCertificateNotAllowed,
     NotFound,
     MethodNotAllowed,
     Timeout,
@@ -71,12 +78,15 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 15] = [
         ErrorCode::InvalidJson,
         ErrorCode::UnsupportedMediaType,
         ErrorCode::PayloadTooLarge,
         ErrorCode::InvalidField,
         ErrorCode::Unauthorized,
+        ErrorCode::ForbiddenSource,
+        ErrorCode::ClientCertificateRequired,
+        ErrorCode::ClientCertificateNotAllowed,
         ErrorCode::NotFound,
         ErrorCode::MethodNotAllowed,
         ErrorCode::Timeout,
@@ -93,6 +103,9 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::InvalidField => "invalid_field",
             ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::ForbiddenSource => "forbidden_source",
+            ErrorCode::ClientCertificateRequired => "client_certificate_required",
+            ErrorCode::ClientCertificateNotAllowed => "client_certificate_not_allowed",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Timeout => "timeout",
@@ -144,6 +157,65 @@ impl Refusal {
     }
 }
 
+/// Why a request was refused with 403 before its credentials were looked at: the `reason`
+/// label of `attrsync_http_refusals_total`. The body's `code` says the same, except that
+/// `ranges_unavailable` is answered as `forbidden_source`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceRefusal {
+    /// The client address is not in the group's allow-list (or is unknown).
+    ForbiddenSource,
+    /// The group follows Genesys's published ranges, none have been read yet, and the client
+    /// address is not in the group's own `allow_from`.
+    RangesUnavailable,
+    /// No verified client certificate on the connection.
+    ClientCertificateRequired,
+    /// A verified certificate, but with none of the group's `client_cert_subjects`.
+    ClientCertificateNotAllowed,
+}
+
+impl SourceRefusal {
+    pub const ALL: [SourceRefusal; 4] = [
+        SourceRefusal::ForbiddenSource,
+        SourceRefusal::RangesUnavailable,
+        SourceRefusal::ClientCertificateRequired,
+        SourceRefusal::ClientCertificateNotAllowed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceRefusal::ForbiddenSource => "forbidden_source",
+            SourceRefusal::RangesUnavailable => "ranges_unavailable",
+            SourceRefusal::ClientCertificateRequired => "client_certificate_required",
+            SourceRefusal::ClientCertificateNotAllowed => "client_certificate_not_allowed",
+        }
+    }
+
+    fn code(self) -> ErrorCode {
+        match self {
+            SourceRefusal::ForbiddenSource | SourceRefusal::RangesUnavailable => {
+                ErrorCode::ForbiddenSource
+            }
+            SourceRefusal::ClientCertificateRequired => ErrorCode::ClientCertificateRequired,
+            SourceRefusal::ClientCertificateNotAllowed => ErrorCode::ClientCertificateNotAllowed,
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            SourceRefusal::ForbiddenSource => "requests from this address are not allowed here",
+            SourceRefusal::RangesUnavailable => {
+                "requests from this address are not allowed here (Genesys's published address ranges are not loaded yet)"
+            }
+            SourceRefusal::ClientCertificateRequired => {
+                "a client certificate is required (mutual TLS)"
+            }
+            SourceRefusal::ClientCertificateNotAllowed => {
+                "the client certificate does not name a subject allowed here"
+            }
+        }
+    }
+}
+
 /// The body of every 4xx/5xx answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
@@ -180,6 +252,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::InvalidField(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
@@ -195,6 +268,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
             ApiError::InvalidField(_) => ErrorCode::InvalidField,
             ApiError::Unauthorized { .. } => ErrorCode::Unauthorized,
+            ApiError::Forbidden(refusal) => refusal.code(),
             ApiError::NotFound(_) => ErrorCode::NotFound,
             ApiError::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
             ApiError::Timeout(_) => ErrorCode::Timeout,
@@ -213,8 +287,8 @@ impl ApiError {
             ApiError::Unavailable(e) => tracing::warn!(error = %e, "request refused"),
             ApiError::Overloaded => tracing::warn!(code, "request shed"),
             ApiError::Timeout(_) => tracing::warn!(status, code, "request timed out"),
-            // The auth middleware logs and counts refusals itself.
-            ApiError::Unauthorized { .. } => {}
+            // The auth middleware and the source guard log and count refusals themselves.
+            ApiError::Unauthorized { .. } | ApiError::Forbidden(_) => {}
             // Not the message: serde's text can quote the offending value (a phone number, an
             // email). The code and the field are enough to find the problem.
             ApiError::InvalidField(f) => {
@@ -280,10 +354,18 @@ pub enum BadInput {
     InvalidField(ErrorBody),
 }
 
-/// Credentials missing or wrong; `reason` says which (OpenAPI, every guarded route).
+/// Refused before the handler ran (OpenAPI, every guarded route).
 #[derive(utoipa::IntoResponses)]
-#[response(status = 401)]
-pub struct Refused(pub ErrorBody);
+pub enum Refused {
+    /// Credentials missing or wrong; `reason` says which.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// The source address is not allowed (`forbidden_source`), or the client certificate is
+    /// missing (`client_certificate_required`) or names no allowed subject
+    /// (`client_certificate_not_allowed`).
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+}
 
 /// The queue is full, unavailable or shutting down, or too many requests are in flight: retry
 /// after `Retry-After` (OpenAPI).
@@ -302,6 +384,19 @@ mod tests {
         }
         for refusal in Refusal::ALL {
             assert_eq!(serde_json::to_value(refusal).unwrap(), refusal.as_str());
+        }
+    }
+
+    #[test]
+    fn a_source_refusal_is_a_403_whose_code_names_it() {
+        for refusal in SourceRefusal::ALL {
+            let error = ApiError::Forbidden(refusal);
+            assert_eq!(error.status(), StatusCode::FORBIDDEN);
+            let expected = match refusal {
+                SourceRefusal::RangesUnavailable => "forbidden_source",
+                other => other.as_str(),
+            };
+            assert_eq!(error.code().as_str(), expected);
         }
     }
 

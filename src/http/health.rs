@@ -1,12 +1,14 @@
 //! Operations endpoints: `/healthz` (alive; touches nothing upstream, so a Genesys outage never
 //! restarts the pod), `/readyz` (configuration loaded, a token obtainable, the CRM sources
-//! ready, the queue open) and `/metrics` (Prometheus text).
+//! ready, the queue open, Genesys's address ranges read when a group follows them) and
+//! `/metrics` (Prometheus text).
 //!
 //! CRM sources and readiness: a source whose circuit is open, or whose adapter is not ready
 //! while another source is, makes attrsync `degraded` (200): it still answers (from the other
 //! sources, or `circuit_open` quickly), and taking every replica out of the load balancer over
 //! one CRM's outage would turn a partial outage into a full one. Only when no source is ready is
-//! it `not_ready` (503).
+//! it `not_ready` (503). Genesys's ranges not yet read (for a group that follows them) is
+//! `not_ready` too: that group refuses its callers until then.
 
 use std::fmt::Display;
 use std::future::Future;
@@ -70,6 +72,34 @@ pub struct Checks {
     pub queue_backend: &'static str,
     /// Events queued or running, as last counted.
     pub queue_depth: u64,
+    /// Genesys's published address ranges, for groups with `allow_genesys_ranges`: "off" when no
+    /// group follows them, "ok: N ranges, read at T" (plus the last refresh's error, if it
+    /// failed: the last good list stays in use), or "error: ..." until a first list is read.
+    pub genesys_ip_ranges: String,
+}
+
+/// The ranges' check and whether it lets the instance be ready.
+fn ranges_check(state: &AppState) -> (String, bool) {
+    let Some(ranges) = &state.ranges else {
+        return ("off".to_owned(), true);
+    };
+    let status = ranges.status();
+    match (status.ranges, status.loaded_at) {
+        (Some(count), Some(at)) => {
+            let mut text = format!("ok: {count} ranges, read at {}", at.to_rfc3339());
+            if let Some(error) = status.last_error {
+                text.push_str(&format!("; the last refresh failed: {error}"));
+            }
+            (text, true)
+        }
+        _ => (
+            format!(
+                "error: not read yet, so groups that follow them refuse everyone not in their allow_from ({})",
+                status.last_error.as_deref().unwrap_or("first read in progress")
+            ),
+            false,
+        ),
+    }
 }
 
 /// Liveness: the process answers. Calls nothing upstream.
@@ -128,7 +158,7 @@ async fn crm_checks(state: &AppState) -> (String, Vec<SourceCheck>) {
 }
 
 /// Readiness: configuration loaded, a Genesys token obtainable, the CRM sources ready, the
-/// queue open. Each check is reported.
+/// queue open, Genesys's ranges read when a group follows them. Each check is reported.
 #[utoipa::path(get, path = "/readyz", tag = "ops", responses(
     (status = 200, description = "Ready, or degraded (a CRM source down or its circuit open)", body = Readiness),
     (status = 503, description = "Not ready; the body says which check failed", body = Readiness)))]
@@ -162,7 +192,8 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
     } else {
         check(state.queue.ping()).await
     };
-    let ready = token == "ok" && queue == "ok" && !crm.starts_with("error");
+    let (genesys_ip_ranges, ranges_ready) = ranges_check(&state);
+    let ready = token == "ok" && queue == "ok" && !crm.starts_with("error") && ranges_ready;
     let (code, status) = match (ready, crm == "ok") {
         (true, true) => (StatusCode::OK, "ready"),
         (true, false) => (StatusCode::OK, "degraded"),
@@ -179,6 +210,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
             queue,
             queue_backend: state.queue.backend(),
             queue_depth: state.queue.depth(),
+            genesys_ip_ranges,
         },
     };
     (code, Json(body))

@@ -1,16 +1,21 @@
-//! The HTTP edge: the router and the middleware stack around it (request ids, trace spans,
-//! metrics, body limit, timeout, panic catching, load shedding, per-group authentication).
+//! The HTTP edge: the router and the middleware stack around it (client address, request ids,
+//! trace spans, metrics, body limit, timeout, panic catching, load shedding, per-group source
+//! checks and authentication).
 //!
 //! - `state`: [`AppState`], what handlers get; `error`: [`ApiError`] and the one [`ErrorBody`];
-//!   `extract`: [`StrictJson`], [`RequestIdText`]; `auth`: the authentication middleware;
+//!   `extract`: [`StrictJson`], [`RequestIdText`]; `client`: the client address (trusted
+//!   proxies); `guard`: who may call a group (allow-lists, client certificates); `auth`: the
+//!   authentication middleware;
 //! - handlers, each with the response types it returns: `events`, `lookup`, `health`, `admin`;
 //! - `openapi`: the API description generated from the handlers.
 
 pub mod admin;
 pub mod auth;
+pub mod client;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod guard;
 pub mod health;
 pub mod lookup;
 pub mod openapi;
@@ -38,7 +43,9 @@ use tracing::Level;
 use crate::config::AuthGroup;
 use crate::metrics;
 use auth::Verifier;
+use client::ClientAddr;
 use extract::BodyLimit;
+use guard::SourceGuard;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -46,12 +53,19 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
     let settings = &state.settings;
     let body_limit = settings.server.body_limit_bytes;
     let timeout = settings.server.request_timeout();
-    let guard = |group: AuthGroup| {
-        Verifier::new(group, settings.auth.group(group), body_limit)
-            .map(|v| middleware::from_fn_with_state(v, auth::require))
+    let trusted: std::sync::Arc<[ipnet::IpNet]> = settings.server.trusted_proxies.clone().into();
+    // Each group checks who is calling (address, client certificate), then the credentials,
+    // both before the handler (or the signature check) reads the body.
+    let guard = |group: AuthGroup| -> anyhow::Result<_> {
+        let auth = settings.auth.group(group);
+        let source = SourceGuard::new(group, auth, state.ranges.as_ref())?;
+        let verifier = Verifier::new(group, auth, body_limit)?;
+        let checks = source.checks_anything();
+        Ok(ServiceBuilder::new()
+            .option_layer(checks.then(|| middleware::from_fn_with_state(source, guard::require)))
+            .layer(middleware::from_fn_with_state(verifier, auth::require)))
     };
 
-    // Each group gets its own authentication; the layer runs before the handler parses anything.
     let api = Router::new()
         .route("/v1/events/genesys", post(events::genesys))
         .route_layer(guard(AuthGroup::Genesys)?)
@@ -99,6 +113,7 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
         .layer(axum::Extension(BodyLimit(body_limit)))
         .layer(
             ServiceBuilder::new()
+                .layer(middleware::from_fn_with_state(trusted, client::resolve))
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
                 .layer(
                     TraceLayer::new_for_http()
@@ -113,11 +128,17 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
                                 .get(REQUEST_ID)
                                 .and_then(|v| v.to_str().ok())
                                 .unwrap_or("");
+                            let client_addr = req
+                                .extensions()
+                                .get::<ClientAddr>()
+                                .map(|c| c.0.to_string())
+                                .unwrap_or_default();
                             tracing::info_span!(
                                 "request",
                                 method = %req.method(),
                                 path = %path,
                                 request_id = %request_id,
+                                client_addr = %client_addr,
                                 conversation_id = tracing::field::Empty,
                             )
                         })

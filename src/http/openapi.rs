@@ -107,6 +107,22 @@ mod tests {
     }
 
     #[test]
+    fn every_guarded_route_documents_403() {
+        let doc = ApiDoc::openapi();
+        for (path, item) in &doc.paths.paths {
+            if OPEN.contains(&path.as_str()) {
+                continue;
+            }
+            for operation in [&item.get, &item.post].into_iter().flatten() {
+                assert!(
+                    operation.responses.responses.contains_key("403"),
+                    "{path} does not document 403"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn the_error_codes_and_refusal_reasons_are_listed_from_their_enums() {
         let json = serde_json::to_value(ApiDoc::openapi()).unwrap();
         let listed = |name: &str| -> Vec<String> {

@@ -7,6 +7,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::config::Settings;
 use crate::crm::CrmSources;
+use crate::genesys::ranges::GenesysRanges;
 use crate::genesys::GenesysClient;
 use crate::pipeline::Pipeline;
 use crate::queue::JobQueue;
@@ -19,4 +20,6 @@ pub struct AppState {
     pub genesys: GenesysClient,
     pub crm: CrmSources,
     pub metrics: PrometheusHandle,
+    /// Genesys's published address ranges, when an endpoint group follows them.
+    pub ranges: Option<GenesysRanges>,
 }

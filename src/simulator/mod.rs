@@ -26,7 +26,7 @@ pub use dynamics::{DynamicsSim, DynamicsSimConfig};
 pub use freshdesk::{FreshdeskSim, FreshdeskSimConfig};
 pub use genesys::{
     eventbridge_customer_start, CreatedConversation, Fault, GenesysSim, GenesysSimConfig,
-    MediaType, NewConversation, Op, SimStats,
+    MediaType, NewConversation, Op, PublishedRange, SimStats,
 };
 pub use hubspot::{HubSpotSim, HubSpotSimConfig};
 pub use salesforce::{SalesforceSim, SalesforceSimConfig};

@@ -143,7 +143,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings, &Sims)) -> Tes
     let Sims { genesys, crm } = sims;
 
     let app = App::build(settings).await.expect("attrsync builds");
-    let address = format!("http://{}", app.addr());
+    let address = app.base_url();
     let state = app.state().clone();
     let (shutdown, stopped) = oneshot::channel::<()>();
     tokio::spawn(app.run_until_stopped(async move {

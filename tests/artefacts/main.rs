@@ -30,6 +30,7 @@ mod data_action;
 mod docker;
 mod eventbridge;
 mod examples;
+mod exposing;
 mod files;
 mod grafana;
 mod kubernetes;

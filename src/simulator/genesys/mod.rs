@@ -1,12 +1,14 @@
-//! Genesys Cloud simulator: the login host's client-credentials token endpoint and the two
-//! Platform API operations attrsync relies on (`GET /api/v2/conversations/{id}` and
-//! `PATCH /api/v2/conversations/{id}/participants/{pid}/attributes`), with Genesys' `ErrorBody`
+//! Genesys Cloud simulator: the login host's client-credentials token endpoint and the Platform
+//! API operations attrsync relies on (`GET /api/v2/conversations/{id}`,
+//! `PATCH /api/v2/conversations/{id}/participants/{pid}/attributes` and `GET /api/v2/ipranges`),
+//! with Genesys' `ErrorBody`
 //! errors, per-token rate limiting, token expiry/revocation and fault injection, plus the
 //! `/sim/...` admin API and the [`GenesysSim`] handle that drive it.
 //!
 //! Files: this one holds the configuration, the public types and the [`GenesysSim`] handle;
 //! `state`, `errors` (Genesys' error bodies), `platform` (login host and Platform API), `views`
-//! (the conversation as Genesys serialises it), `admin` (`/sim/...`), `events` (event builders).
+//! (the conversation as Genesys serialises it), `admin` (`/sim/...`), `events` (event builders),
+//! `ipranges` (the published address ranges, switchable to fail or change).
 //!
 //! One router serves both hosts; clients point their login and API base URLs at the same
 //! address. Behaviour follows `shared/reference/genesys-api.md`; where the real API is
@@ -33,6 +35,7 @@ use super::{lock, ServerHandle};
 mod admin;
 mod errors;
 mod events;
+mod ipranges;
 mod platform;
 mod state;
 #[cfg(test)]
@@ -41,6 +44,7 @@ mod views;
 
 pub use events::eventbridge_customer_start;
 use platform::app;
+pub use state::PublishedRange;
 use state::Shared;
 
 /// Genesys reports rate limits per minute; a fixed window per token is close enough for a

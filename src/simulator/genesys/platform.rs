@@ -1,5 +1,6 @@
 //! The Platform API and login host: `POST /oauth/token`, `GET /api/v2/conversations/{id}`,
-//! `PATCH .../participants/{pid}/attributes`, behind the gate described in the parent module.
+//! `PATCH .../participants/{pid}/attributes`, behind the gate described in the parent module,
+//! and `GET /api/v2/ipranges` (`ipranges`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use uuid::Uuid;
 
 use super::admin::admin_routes;
 use super::errors::{require_content_type, ApiError, ErrorDetail};
+use super::ipranges;
 use super::state::{bump, Shared};
 use super::views::ConversationView;
 use super::{Op, CORRELATION_ID, FORM_CONTENT_TYPE, JSON_CONTENT_TYPE};
@@ -32,11 +34,12 @@ pub(super) fn app(shared: Arc<Shared>) -> Router {
             "/api/v2/conversations/{conversation_id}/participants/{participant_id}/attributes",
             patch(patch_attributes),
         )
+        .route("/api/v2/ipranges", get(ipranges::get_ip_ranges))
         .fallback(|| async { ApiError::not_found() })
         // Genesys puts a correlation id on every response, not just on errors.
         .layer(middleware::map_response(ensure_correlation_id));
     Router::new()
-        .nest("/sim", admin_routes())
+        .nest("/sim", admin_routes().merge(ipranges::admin_routes()))
         .merge(genesys)
         .with_state(shared)
 }

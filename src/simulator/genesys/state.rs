@@ -1,5 +1,6 @@
 //! The simulator's state: issued tokens and their rate windows, conversations and their
-//! participants, scripted faults and the counters `GET /sim/stats` reports.
+//! participants, scripted faults, the counters `GET /sim/stats` reports, and the published
+//! address ranges.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,6 +11,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -19,6 +21,54 @@ use super::{
     SimStats, RATE_LIMIT_WINDOW,
 };
 use crate::simulator::{bearer_token, lock};
+
+/// One `IpAddressRange` row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedRange {
+    pub cidr: String,
+    pub service: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// `inbound`, `outbound` or `both`, "from the perspective of Genesys Cloud"; absent in
+    /// answers older than SDK 229.0.0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<String>,
+}
+
+impl PublishedRange {
+    pub fn new(cidr: &str, service: &str, direction: Option<&str>) -> Self {
+        Self {
+            cidr: cidr.to_owned(),
+            service: service.to_owned(),
+            region: Some("us-east-1".to_owned()),
+            direction: direction.map(str::to_owned),
+        }
+    }
+}
+
+/// What `GET /api/v2/ipranges` answers. The default rows are documentation addresses
+/// (RFC 5737, RFC 3849) under real `service` names: Genesys's own addresses and the format of
+/// `region` (not documented) are not something to copy into a test.
+pub(super) struct IpRanges {
+    pub(super) entities: Vec<PublishedRange>,
+    pub(super) fail_with: Option<u16>,
+    pub(super) calls: u64,
+}
+
+impl Default for IpRanges {
+    fn default() -> Self {
+        Self {
+            entities: vec![
+                PublishedRange::new("192.0.2.0/28", "data-actions", Some("outbound")),
+                PublishedRange::new("2001:db8:da::/48", "data-actions", Some("outbound")),
+                PublishedRange::new("198.51.100.0/26", "api", Some("inbound")),
+                PublishedRange::new("203.0.113.0/28", "smtp", Some("both")),
+            ],
+            fail_with: None,
+            calls: 0,
+        }
+    }
+}
 
 pub(super) struct Shared {
     pub(super) client_id: String,
@@ -31,6 +81,7 @@ pub(super) struct Shared {
     pub(super) conversations: Mutex<HashMap<String, Conversation>>,
     pub(super) faults: Mutex<FaultSettings>,
     pub(super) counters: Counters,
+    pub(super) ip_ranges: Mutex<IpRanges>,
 }
 
 pub(super) struct IssuedToken {
@@ -160,6 +211,7 @@ impl Shared {
                 scripted: Default::default(),
             }),
             counters: Counters::default(),
+            ip_ranges: Mutex::new(IpRanges::default()),
         }
     }
 
