@@ -81,6 +81,9 @@ pub struct GenesysSettings {
     #[serde(serialize_with = "super::redacted_list")]
     pub extra_clients: Vec<SecretString>,
     pub participant_purposes: Vec<String>,
+    /// Purposes tried, after `participant_purposes`, for a participant whose media is outbound:
+    /// the remote party of an agent-dialed call (whose purpose is unverified).
+    pub outbound_participant_purposes: Vec<String>,
     /// How often Genesys's published address ranges are read again, when a group follows them.
     pub ip_ranges_refresh_secs: u64,
     /// The `service` values of `GET /api/v2/ipranges` rows that are data-action sources.
@@ -160,8 +163,10 @@ impl GenesysSettings {
                 .map_err(|e| invalid("genesys.region", e.to_string()))?;
             format!("https://{host}.{domain}")
         } else {
-            explicit.trim().trim_end_matches('/').to_owned()
+            explicit.trim().to_owned()
         };
+        // One trailing slash: a gateway's path prefix survives `join`.
+        let raw = crate::genesys::region::base_url(&raw);
         let url = url::Url::parse(&raw).map_err(|e| invalid(key, format!("`{raw}`: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(invalid(key, "must be an http or https URL"));
@@ -243,6 +248,9 @@ pub struct FileCrmSettings {
     pub phone_fields: Vec<String>,
     pub email_fields: Vec<String>,
     pub external_contact_id_field: String,
+    /// Field holding a messaging platform's user id (`messaging_id` keys); empty = none.
+    #[serde(default)]
+    pub messaging_id_field: String,
     #[serde(flatten)]
     pub common: SourceSettings,
 }

@@ -255,7 +255,7 @@ impl Settings {
             if probe.contains('{') || probe.contains('}') {
                 return Err(invalid(
                     &key,
-                    "unknown placeholder; use {customer_id}, {external_contact_id}, {phone} or {email}",
+                    "unknown placeholder; use {customer_id}, {external_contact_id}, {phone}, {email} or {messaging_id}",
                 ));
             }
             let url = url::Url::parse(&probe).map_err(|e| invalid(&key, e.to_string()))?;

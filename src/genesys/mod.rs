@@ -84,19 +84,23 @@ impl GenesysError {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let body: ErrorBody = response.json().await.unwrap_or_default();
+        let context_id = if body.context_id.is_empty() {
+            header_context.unwrap_or_default()
+        } else {
+            body.context_id.clone()
+        };
+        // Platform `ErrorBody` or OAuth `{"error", "error_description"}`: the description is
+        // kept, it is what says why a token was refused.
+        let (code, message) = body.code_and_message();
         GenesysError::Api {
             status,
-            code: if body.code.is_empty() {
+            code: if code.is_empty() {
                 "unknown".to_owned()
             } else {
-                body.code
+                code
             },
-            message: body.message,
-            context_id: if body.context_id.is_empty() {
-                header_context.unwrap_or_default()
-            } else {
-                body.context_id
-            },
+            message,
+            context_id,
             retry_after,
         }
     }

@@ -40,11 +40,13 @@ mod platform;
 mod state;
 #[cfg(test)]
 mod tests;
+mod unsettled;
 mod views;
 
-pub use events::eventbridge_customer_start;
+pub use events::{eventbridge_customer_start, eventbridge_envelope};
 use platform::app;
 pub use state::PublishedRange;
+pub use unsettled::{EmptyPatch, EndedPatch, TokenErrors, Unsettled};
 use state::Shared;
 
 /// Genesys reports rate limits per minute; a fixed window per token is close enough for a
@@ -224,11 +226,54 @@ impl MediaType {
     }
 }
 
+/// Who started the conversation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    #[default]
+    Inbound,
+    Outbound,
+}
+
+impl Direction {
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+}
+
+/// The purpose of the customer's participant: `customer`, or `external` (as an agent-dialed
+/// remote party may be; unverified which).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RemotePurpose {
+    #[default]
+    Customer,
+    External,
+}
+
 /// Body of `POST /sim/conversations` and argument of [`GenesysSim::create_conversation`].
+///
+/// Give `customer` (the customer's number, email address or messaging platform id) and `org`
+/// (the org's number or address), and the simulator fills `ani`/`dnis` (and the event's
+/// `addressFrom`/`addressTo`) as the platform does: the initiating side first, so on an outbound
+/// conversation `ani` is the org's (see `domain::party` for the sources). `ani`/`dnis` set
+/// directly are kept as given (the older form: an inbound call).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct NewConversation {
     pub media_type: MediaType,
+    pub direction: Direction,
+    /// A MESSAGE's platform (`sms`, `whatsapp`, `facebook`, ...), as the message's `type`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
+    pub customer_purpose: RemotePurpose,
     /// Caller address as Genesys reports it, e.g. `tel:+13175550125`; omitted when `None`
     /// (a withheld number).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -320,6 +365,15 @@ impl GenesysSim {
         self.shared.create_conversation(spec)
     }
 
+    /// The body of the `customer.start` event Genesys would send for the conversation, with
+    /// `direction`, `mediaType`, `messageType`, `ani`, `dnis`, `addressFrom`, `addressTo` and
+    /// `callbackNumbers` filled as the platform fills them; `None` for an unknown id.
+    pub fn customer_start_body(&self, conversation_id: &str) -> Option<serde_json::Value> {
+        lock(&self.shared.conversations)
+            .get(conversation_id)
+            .map(events::customer_start_body)
+    }
+
     /// Sets `endTime` on the conversation and its participants; later PATCHes get 404. Returns
     /// whether the conversation exists; ending it again keeps the first end time.
     pub fn end_conversation(&self, conversation_id: &str) -> bool {
@@ -386,6 +440,15 @@ impl GenesysSim {
 
     pub fn set_rate_limit(&self, per_minute: Option<u32>) {
         lock(&self.shared.faults).rate_limit_per_minute = per_minute;
+    }
+
+    /// Sets the switches for behaviour no public source settles (see `unsettled`).
+    pub fn set_unsettled(&self, unsettled: Unsettled) {
+        *lock(&self.shared.unsettled) = unsettled;
+    }
+
+    pub fn unsettled(&self) -> Unsettled {
+        *lock(&self.shared.unsettled)
     }
 
     /// The org-wide cap over every token (see [`GenesysSimConfig::org_rate_limit_per_minute`]).
