@@ -325,6 +325,10 @@ pub struct MergeSettings {
     pub found_attribute: String,
     pub exclude: Vec<String>,
     pub fields: BTreeMap<String, String>,
+    pub max_attributes: usize,
+    pub max_patch_bytes: usize,
+    pub details_fields: BTreeMap<String, String>,
+    pub details_types: BTreeMap<String, String>,
     /// Write `matchCount`, `matchQuality`, `recordType`, `recordId` and `candidateIds` (under
     /// the prefix) beside the chosen record.
     pub match_details: bool,
@@ -343,6 +347,10 @@ impl MergeSettings {
             flatten_separator: self.flatten_separator.clone(),
             timestamp_attribute: optional(&self.timestamp_attribute),
             found_attribute: optional(&self.found_attribute),
+            max_attributes: self.max_attributes,
+            max_patch_bytes: self.max_patch_bytes,
+            details_fields: self.details_fields.clone(),
+            details_types: self.details_types.clone(),
         }
     }
 }

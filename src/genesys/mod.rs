@@ -14,6 +14,7 @@ pub mod ranges;
 pub mod region;
 pub mod slots;
 pub mod token;
+pub mod visibility;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -28,6 +29,7 @@ use crate::retry::{RetryPolicy, Retryable};
 use model::{AttributesPatch, Conversation, ErrorBody, IpAddressRange, IpAddressRangeListing};
 use pool::TokenPool;
 use token::TokenProvider;
+use visibility::Visibility;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum GenesysError {
@@ -146,6 +148,8 @@ pub struct GenesysClient {
     api_base: url::Url,
     pool: std::sync::Arc<TokenPool>,
     retry: RetryPolicy,
+    /// Recent 404s of GET and PATCH: a division misconfiguration looks like this.
+    visibility: std::sync::Arc<Visibility>,
 }
 
 impl GenesysClient {
@@ -184,6 +188,7 @@ impl GenesysClient {
             api_base: settings.api_url()?,
             pool: std::sync::Arc::new(pool),
             retry: settings.retry(),
+            visibility: std::sync::Arc::default(),
         })
     }
 
@@ -209,8 +214,7 @@ impl GenesysClient {
     ) -> Result<Conversation, GenesysError> {
         let path = format!("api/v2/conversations/{}", id.as_str());
         let response = self
-            .send("get_conversation", Method::GET, &path, None)
-            .await?;
+            .observed(self.send("get_conversation", Method::GET, &path, None).await)?;
         response
             .json::<Conversation>()
             .await
@@ -232,9 +236,21 @@ impl GenesysClient {
         let body = serde_json::to_vec(&AttributesPatch { attributes })
             .map_err(|e| GenesysError::InvalidResponse(format!("patch body: {e}")))?;
         // Any 2xx is success: 202 with no body is documented.
-        self.send("patch_attributes", Method::PATCH, &path, Some(body))
-            .await
-            .map(|_| ())
+        self.observed(
+            self.send("patch_attributes", Method::PATCH, &path, Some(body))
+                .await,
+        )
+        .map(|_| ())
+    }
+
+    /// Notes whether a conversation call answered 404 (see `visibility`).
+    fn observed<T>(&self, result: Result<T, GenesysError>) -> Result<T, GenesysError> {
+        match &result {
+            Ok(_) => self.visibility.record(false),
+            Err(e) if e.is_not_found() => self.visibility.record(true),
+            Err(_) => {}
+        }
+        result
     }
 
     /// `GET /api/v2/ipranges`: Genesys Cloud's public address ranges. "Requires no permissions";

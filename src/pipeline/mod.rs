@@ -296,6 +296,16 @@ impl Pipeline {
             &current,
             chrono::Utc::now(),
         );
+        if !patch.dropped.is_empty() && !patch.is_empty() {
+            // Names only: the values are CRM data.
+            tracing::warn!(
+                dropped = patch.dropped.len(),
+                names = %patch.dropped.join(","),
+                "attributes left out by the attribute budget (merge.max_attributes, merge.max_patch_bytes)"
+            );
+            ::metrics::counter!(crate::metrics::ATTRIBUTES_DROPPED)
+                .increment(patch.dropped.len() as u64);
+        }
         let outcome = match found {
             Found::No => Outcome::CrmMiss,
             Found::Ambiguous => Outcome::CrmAmbiguous,
