@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::PartyFields;
+
 /// `POST /oauth/token` reply for the client-credentials grant.
 #[derive(Debug, Clone, Deserialize)]
 pub struct TokenResponse {
@@ -112,6 +114,24 @@ impl Participant {
                 })
             })
             .unwrap_or_default()
+    }
+
+    /// The participant's addresses as `domain::party` reads them: by its media direction,
+    /// `ani`/`address` when it called in, `dnis` when the org called out. `Participant.address`
+    /// "for a phone call ... will be the ANI" (`Participant.md`), so it stands for the initiating
+    /// side only; what it holds for the remote party of an outbound call is unverified.
+    pub fn party_fields(&self) -> PartyFields<'_> {
+        let media = self.media();
+        PartyFields {
+            direction: media.direction,
+            media_type: media.media_type,
+            message_type: media.message_type,
+            ani: self.ani.as_deref(),
+            dnis: self.dnis.as_deref(),
+            address_from: self.address.as_deref(),
+            address_to: None,
+            callback_numbers: media.callback_numbers,
+        }
     }
 
     /// True when the participant's media session is outbound.

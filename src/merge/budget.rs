@@ -88,8 +88,9 @@ mod tests {
             .collect()
     }
 
+    /// No status attribute among them: every name ranks alike.
     fn by_name(_: &str) -> (u8, usize) {
-        (0, 0)
+        (3, 0)
     }
 
     #[test]
@@ -124,7 +125,7 @@ mod tests {
             max_attributes: 2,
             max_patch_bytes: 0,
         };
-        let rank = |name: &str| if name == "crm.zzz" { (0, 0) } else { (1, 0) };
+        let rank = |name: &str| if name == "crm.zzz" { (1, 0) } else { (2, 0) };
         let mut desired = wide(5, "v");
         desired.insert("crm.zzz".into(), "v".into());
         let (kept, _) = fit(desired, &[], budget, rank);

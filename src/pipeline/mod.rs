@@ -14,7 +14,7 @@ use phonenumber::country;
 
 use crate::config::Settings;
 use crate::crm::{CrmError, CrmSources, Verdict};
-use crate::domain::{customer_keys, ConversationId, EnrichmentJob, ParticipantId, PartyFields};
+use crate::domain::{customer_keys, ConversationId, EnrichmentJob, ParticipantId};
 use crate::genesys::{GenesysClient, GenesysError};
 use crate::merge::{self, Attributes, MergePolicy};
 use crate::redact::Redacted;
@@ -207,24 +207,8 @@ impl Pipeline {
             let Some(participant) = participant else {
                 return Ok(Outcome::NoParticipant);
             };
-            // The same rule as for the event (`domain::party`): by the participant's media
-            // direction, `ani`/`address` when it called in, `dnis` when the org called out.
-            // `Participant.address` "for a phone call ... will be the ANI" (Participant.md), so
-            // it stands for the initiating side only.
-            let media = participant.media();
-            let found = customer_keys(
-                &PartyFields {
-                    direction: media.direction,
-                    media_type: media.media_type,
-                    message_type: media.message_type,
-                    ani: participant.ani.as_deref(),
-                    dnis: participant.dnis.as_deref(),
-                    address_from: participant.address.as_deref(),
-                    address_to: None,
-                    callback_numbers: media.callback_numbers,
-                },
-                self.region,
-            );
+            // The same rule as for the event (`domain::party`), on the participant's fields.
+            let found = customer_keys(&participant.party_fields(), self.region);
             keys.phone = keys.phone.or(found.phone);
             keys.email = keys.email.or(found.email);
             keys.messaging_id = keys.messaging_id.or(found.messaging_id);
