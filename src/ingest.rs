@@ -186,11 +186,8 @@ fn parse_event_body(
             .collect(),
         Some(_) => return Err(invalid(&field("callbackNumbers"), "expected an array")),
     };
-    let (direction, media_type, message_type) = (
-        text("direction")?,
-        text("mediaType")?,
-        text("messageType")?,
-    );
+    let (direction, media_type, message_type) =
+        (text("direction")?, text("mediaType")?, text("messageType")?);
     let (ani, dnis, address_from, address_to) = (
         text("ani")?,
         text("dnis")?,
@@ -654,7 +651,12 @@ mod tests {
         let ok = v.validate(US).unwrap();
         assert!(ok.conversation_id.is_none() && ok.keys.email.is_none() && ok.keys.phone.is_some());
         // Nothing to look up by is answered found=false (reason no_key), never refused.
-        for ani in ["", "tel:anonymous", "sip:anonymous@anonymous.invalid", "restricted"] {
+        for ani in [
+            "",
+            "tel:anonymous",
+            "sip:anonymous@anonymous.invalid",
+            "restricted",
+        ] {
             let empty: LookupRequest = serde_json::from_value(json!({"ani": ani})).unwrap();
             assert!(empty.validate(US).unwrap().keys.is_empty(), "{ani:?}");
         }

@@ -201,14 +201,20 @@ mod tests {
             dnis: Some(ORG),
             ..PartyFields::default()
         };
-        assert_eq!(e164(&customer_keys(&inbound, US)).as_deref(), Some("+13175550125"));
+        assert_eq!(
+            e164(&customer_keys(&inbound, US)).as_deref(),
+            Some("+13175550125")
+        );
         let outbound = PartyFields {
             direction: Some("OUTBOUND"),
             ani: Some(ORG),
             dnis: Some(CUSTOMER),
             ..inbound
         };
-        assert_eq!(e164(&customer_keys(&outbound, US)).as_deref(), Some("+13175550125"));
+        assert_eq!(
+            e164(&customer_keys(&outbound, US)).as_deref(),
+            Some("+13175550125")
+        );
     }
 
     #[test]
@@ -220,14 +226,20 @@ mod tests {
             address_to: Some("ada@example.com"),
             ..PartyFields::default()
         };
-        assert_eq!(customer_keys(&fields, US).email.as_deref(), Some("ada@example.com"));
+        assert_eq!(
+            customer_keys(&fields, US).email.as_deref(),
+            Some("ada@example.com")
+        );
         let inbound = PartyFields {
             direction: Some("INBOUND"),
             address_from: Some("ada@example.com"),
             address_to: Some("support@org.example"),
             ..fields
         };
-        assert_eq!(customer_keys(&inbound, US).email.as_deref(), Some("ada@example.com"));
+        assert_eq!(
+            customer_keys(&inbound, US).email.as_deref(),
+            Some("ada@example.com")
+        );
     }
 
     #[test]
@@ -247,12 +259,19 @@ mod tests {
             address_from: Some("+13175550125"),
             ..fields
         };
-        assert_eq!(e164(&customer_keys(&sms, US)).as_deref(), Some("+13175550125"));
+        assert_eq!(
+            e164(&customer_keys(&sms, US)).as_deref(),
+            Some("+13175550125")
+        );
     }
 
     #[test]
     fn a_callback_prefers_its_callback_numbers() {
-        let numbers = ["".to_owned(), "anonymous".to_owned(), "3175550125".to_owned()];
+        let numbers = [
+            "".to_owned(),
+            "anonymous".to_owned(),
+            "3175550125".to_owned(),
+        ];
         let fields = PartyFields {
             direction: Some("OUTBOUND"),
             media_type: Some("CALLBACK"),
@@ -260,7 +279,10 @@ mod tests {
             callback_numbers: &numbers,
             ..PartyFields::default()
         };
-        assert_eq!(e164(&customer_keys(&fields, US)).as_deref(), Some("+13175550125"));
+        assert_eq!(
+            e164(&customer_keys(&fields, US)).as_deref(),
+            Some("+13175550125")
+        );
     }
 
     #[test]
@@ -273,7 +295,12 @@ mod tests {
             ..PartyFields::default()
         };
         assert!(customer_keys(&unknown, US).is_empty());
-        for withheld in ["sip:anonymous@anonymous.invalid", "tel:anonymous", "restricted", ""] {
+        for withheld in [
+            "sip:anonymous@anonymous.invalid",
+            "tel:anonymous",
+            "restricted",
+            "",
+        ] {
             let fields = PartyFields {
                 direction: Some("INBOUND"),
                 ani: Some(withheld),

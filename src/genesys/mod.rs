@@ -213,8 +213,10 @@ impl GenesysClient {
         id: &ConversationId,
     ) -> Result<Conversation, GenesysError> {
         let path = format!("api/v2/conversations/{}", id.as_str());
-        let response = self
-            .observed(self.send("get_conversation", Method::GET, &path, None).await)?;
+        let response = self.observed(
+            self.send("get_conversation", Method::GET, &path, None)
+                .await,
+        )?;
         response
             .json::<Conversation>()
             .await

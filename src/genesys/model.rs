@@ -280,7 +280,10 @@ mod tests {
         .unwrap();
         assert_eq!(
             platform.code_and_message(),
-            ("bad.credentials".into(), "Invalid login credentials.".into())
+            (
+                "bad.credentials".into(),
+                "Invalid login credentials.".into()
+            )
         );
         let oauth: ErrorBody = serde_json::from_value(serde_json::json!({
             "error": "invalid_client", "error_description": "client not found"
@@ -303,7 +306,9 @@ mod tests {
             ]
         }));
         assert!(c.pick_participant(&["customer".to_owned()]).is_none());
-        let p = c.pick_outbound_participant(&["external".to_owned()]).unwrap();
+        let p = c
+            .pick_outbound_participant(&["external".to_owned()])
+            .unwrap();
         assert_eq!(p.id, "p-ext");
         assert_eq!(p.media().media_type, Some("VOICE"));
         assert!(p.is_outbound());

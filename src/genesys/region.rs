@@ -95,6 +95,9 @@ mod tests {
                 "https://gw.example.com/genesys/api/v2/conversations/c1"
             );
         }
-        assert_eq!(base_url("https://api.mypurecloud.com"), "https://api.mypurecloud.com/");
+        assert_eq!(
+            base_url("https://api.mypurecloud.com"),
+            "https://api.mypurecloud.com/"
+        );
     }
 }

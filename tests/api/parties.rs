@@ -7,8 +7,7 @@
 use std::collections::BTreeMap;
 
 use attrsync::simulator::{
-    eventbridge_envelope, CreatedConversation, Direction, MediaType, NewConversation,
-    RemotePurpose,
+    eventbridge_envelope, CreatedConversation, Direction, MediaType, NewConversation, RemotePurpose,
 };
 use serde_json::{json, Value};
 
@@ -33,7 +32,12 @@ async fn app() -> TestApp {
     app
 }
 
-fn conversation(media_type: MediaType, direction: Direction, customer: &str, org: &str) -> NewConversation {
+fn conversation(
+    media_type: MediaType,
+    direction: Direction,
+    customer: &str,
+    org: &str,
+) -> NewConversation {
     NewConversation {
         media_type,
         direction,
@@ -70,15 +74,25 @@ fn asked_only_about_ada(app: &TestApp) {
     assert!(!queries.is_empty(), "the CRM was asked");
     for q in &queries {
         let digits: String = q.chars().filter(char::is_ascii_digit).collect();
-        assert!(!digits.contains("8005550100"), "the org's number was looked up: {queries:?}");
-        assert!(!q.contains(ORG_EMAIL), "the org's address was looked up: {queries:?}");
+        assert!(
+            !digits.contains("8005550100"),
+            "the org's number was looked up: {queries:?}"
+        );
+        assert!(
+            !q.contains(ORG_EMAIL),
+            "the org's address was looked up: {queries:?}"
+        );
     }
 }
 
 #[tokio::test]
 async fn an_outbound_call_looks_up_the_dialled_customer_never_the_orgs_caller_id() {
     let app = app().await;
-    let call = start(&app, conversation(MediaType::Voice, Direction::Outbound, ADA, ORG)).await;
+    let call = start(
+        &app,
+        conversation(MediaType::Voice, Direction::Outbound, ADA, ORG),
+    )
+    .await;
     let patch = the_one_patch(&app, &call);
     assert_eq!(patch["crm.id"], "C-1001", "{patch:?}");
     asked_only_about_ada(&app);
@@ -88,9 +102,12 @@ async fn an_outbound_call_looks_up_the_dialled_customer_never_the_orgs_caller_id
 async fn an_outbound_call_read_from_the_conversation_takes_the_dnis() {
     let app = app().await;
     // No key and no participant in the event: attrsync reads the conversation.
-    let call = app
-        .genesys
-        .create_conversation(conversation(MediaType::Voice, Direction::Outbound, ADA, ORG));
+    let call = app.genesys.create_conversation(conversation(
+        MediaType::Voice,
+        Direction::Outbound,
+        ADA,
+        ORG,
+    ));
     let event = json!({"eventId": "cti-out-1", "conversationId": call.conversation_id});
     assert_eq!(app.post_cti_event(&event).await.status(), 202);
     app.settle().await;
@@ -115,11 +132,23 @@ async fn the_remote_party_of_an_agent_dialled_call_may_have_purpose_external() {
 async fn inbound_and_outbound_emails_look_up_the_customers_address() {
     let app = app().await;
     for direction in [Direction::Inbound, Direction::Outbound] {
-        let call = start(&app, conversation(MediaType::Email, direction, ADA_EMAIL, ORG_EMAIL)).await;
-        assert_eq!(the_one_patch(&app, &call)["crm.id"], "C-1001", "{direction:?}");
+        let call = start(
+            &app,
+            conversation(MediaType::Email, direction, ADA_EMAIL, ORG_EMAIL),
+        )
+        .await;
+        assert_eq!(
+            the_one_patch(&app, &call)["crm.id"],
+            "C-1001",
+            "{direction:?}"
+        );
     }
     asked_only_about_ada(&app);
-    assert!(app.crm.queries().iter().all(|q| q == ADA_EMAIL), "{:?}", app.crm.queries());
+    assert!(
+        app.crm.queries().iter().all(|q| q == ADA_EMAIL),
+        "{:?}",
+        app.crm.queries()
+    );
 }
 
 #[tokio::test]
@@ -127,12 +156,24 @@ async fn sms_and_whatsapp_look_up_the_customers_number() {
     let app = app().await;
     for kind in ["sms", "whatsapp"] {
         for direction in [Direction::Inbound, Direction::Outbound] {
-            let call = start(&app, NewConversation {
-                message_type: Some(kind.to_owned()),
-                ..conversation(MediaType::Message, direction, "+13175550125", "+18005550100")
-            })
+            let call = start(
+                &app,
+                NewConversation {
+                    message_type: Some(kind.to_owned()),
+                    ..conversation(
+                        MediaType::Message,
+                        direction,
+                        "+13175550125",
+                        "+18005550100",
+                    )
+                },
+            )
             .await;
-            assert_eq!(the_one_patch(&app, &call)["crm.id"], "C-1001", "{kind} {direction:?}");
+            assert_eq!(
+                the_one_patch(&app, &call)["crm.id"],
+                "C-1001",
+                "{kind} {direction:?}"
+            );
         }
     }
     asked_only_about_ada(&app);
@@ -141,10 +182,18 @@ async fn sms_and_whatsapp_look_up_the_customers_number() {
 #[tokio::test]
 async fn a_facebook_user_id_is_never_looked_up_as_a_phone_number() {
     let app = app().await;
-    let call = start(&app, NewConversation {
-        message_type: Some("facebook".to_owned()),
-        ..conversation(MediaType::Message, Direction::Inbound, FACEBOOK_ID, "page-1")
-    })
+    let call = start(
+        &app,
+        NewConversation {
+            message_type: Some("facebook".to_owned()),
+            ..conversation(
+                MediaType::Message,
+                Direction::Inbound,
+                FACEBOOK_ID,
+                "page-1",
+            )
+        },
+    )
     .await;
     // The CRM template has no {messaging_id}: nothing is asked, and the flow learns found=false.
     assert_eq!(app.crm.requests(), 0, "{:?}", app.crm.queries());
@@ -154,7 +203,11 @@ async fn a_facebook_user_id_is_never_looked_up_as_a_phone_number() {
 #[tokio::test]
 async fn a_callback_looks_up_its_callback_number() {
     let app = app().await;
-    let call = start(&app, conversation(MediaType::Callback, Direction::Outbound, ADA, ORG)).await;
+    let call = start(
+        &app,
+        conversation(MediaType::Callback, Direction::Outbound, ADA, ORG),
+    )
+    .await;
     assert_eq!(the_one_patch(&app, &call)["crm.id"], "C-1001");
     asked_only_about_ada(&app);
 }
@@ -173,7 +226,9 @@ const WITHHELD: [&str; 7] = [
 async fn a_withheld_caller_gets_found_false_and_no_key_from_the_lookup_never_a_failure() {
     let app = app().await;
     for ani in WITHHELD {
-        let response = app.post_lookup(&json!({"ani": ani, "conversationId": ""})).await;
+        let response = app
+            .post_lookup(&json!({"ani": ani, "conversationId": ""}))
+            .await;
         assert_eq!(response.status(), 200, "{ani:?}");
         let answer = json_body(response).await;
         assert_eq!(answer["found"], "false", "{ani:?}: {answer}");
@@ -197,7 +252,11 @@ async fn a_withheld_caller_on_either_event_endpoint_ends_as_no_customer_key_with
             .expect("exists");
         body["ani"] = json!(ani);
         let event = eventbridge_envelope(&genesys_call.conversation_id, "customer.start", body);
-        assert_eq!(app.post_genesys_event(&event).await.status(), 202, "{ani:?}");
+        assert_eq!(
+            app.post_genesys_event(&event).await.status(),
+            202,
+            "{ani:?}"
+        );
 
         let cti_call = app.genesys.create_conversation(spec);
         let event = json!({
@@ -215,7 +274,13 @@ async fn a_withheld_caller_on_either_event_endpoint_ends_as_no_customer_key_with
         }
     }
     assert_eq!(app.crm.requests(), 0, "{:?}", app.crm.queries());
-    assert!(app.state.queue.dead_letters(10).await.unwrap_or_default().is_empty());
+    assert!(app
+        .state
+        .queue
+        .dead_letters(10)
+        .await
+        .unwrap_or_default()
+        .is_empty());
 }
 
 #[tokio::test]
@@ -245,20 +310,39 @@ async fn a_500_field_crm_record_is_written_within_the_budget_not_dead_lettered()
         wide.insert(format!("field{i:03}"), json!("v".repeat(300)));
     }
     app.crm.insert(Value::Object(wide));
-    let call = start(&app, conversation(MediaType::Voice, Direction::Inbound, "tel:+13175550177", ORG)).await;
+    let call = start(
+        &app,
+        conversation(
+            MediaType::Voice,
+            Direction::Inbound,
+            "tel:+13175550177",
+            ORG,
+        ),
+    )
+    .await;
 
     let patch = the_one_patch(&app, &call);
     assert!(patch.len() <= 50, "{} attributes", patch.len());
-    let bytes = serde_json::to_vec(&json!({"attributes": patch})).unwrap_or_default().len();
+    let bytes = serde_json::to_vec(&json!({"attributes": patch}))
+        .unwrap_or_default()
+        .len();
     assert!(bytes <= 16 * 1024, "{bytes} bytes");
     assert_eq!(patch["crm.found"], "true");
     assert!(patch.contains_key("crm.syncedAt"));
-    assert!(app.state.queue.dead_letters(10).await.unwrap_or_default().is_empty());
+    assert!(app
+        .state
+        .queue
+        .dead_letters(10)
+        .await
+        .unwrap_or_default()
+        .is_empty());
 }
 
 #[tokio::test]
 async fn a_genesys_gateway_with_a_path_prefix_keeps_it_for_the_api_and_the_login() {
-    let gateway = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let gateway = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let prefix = format!("http://{}/genesys", gateway.local_addr().expect("address"));
     let app = spawn_app_with(|settings, sims| {
         let router = axum::Router::new().nest("/genesys", sims.genesys.router());
@@ -271,7 +355,9 @@ async fn a_genesys_gateway_with_a_path_prefix_keeps_it_for_the_api_and_the_login
     let event = eventbridge_envelope(
         &call.conversation_id,
         "customer.start",
-        app.genesys.customer_start_body(&call.conversation_id).expect("exists"),
+        app.genesys
+            .customer_start_body(&call.conversation_id)
+            .expect("exists"),
     );
     assert_eq!(app.post_genesys_event(&event).await.status(), 202);
     app.settle().await;

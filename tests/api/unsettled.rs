@@ -6,9 +6,7 @@
 use attrsync::simulator::{EmptyPatch, EndedPatch, TokenErrors, Unsettled};
 use secrecy::SecretString;
 
-use crate::helpers::{
-    as_voice_call_from, eventbridge_start, json_body, spawn_app_with, TestApp,
-};
+use crate::helpers::{as_voice_call_from, eventbridge_start, json_body, spawn_app_with, TestApp};
 
 const ADA: &str = "tel:+13175550125";
 
@@ -33,7 +31,10 @@ async fn a_write_after_the_conversation_ended_is_neither_retried_nor_dead_letter
         app.settle().await;
 
         let stats = app.genesys.stats();
-        assert_eq!(stats.patch_attributes, 1, "one attempt, no retry ({ended_patch:?}): {stats:?}");
+        assert_eq!(
+            stats.patch_attributes, 1,
+            "one attempt, no retry ({ended_patch:?}): {stats:?}"
+        );
         assert_eq!(stats.patches_accepted, 0, "{ended_patch:?}: nothing kept");
         assert!(app.customer_patches(&call).is_empty());
         let dead = app.state.queue.dead_letters(10).await.unwrap_or_default();
@@ -45,8 +46,16 @@ async fn a_write_after_the_conversation_ended_is_neither_retried_nor_dead_letter
 #[tokio::test]
 async fn a_refused_token_is_reported_with_its_reason_whatever_the_error_body() {
     for (token_errors, code, reason) in [
-        (TokenErrors::Platform, "bad.credentials", "Invalid login credentials."),
-        (TokenErrors::Oauth, "invalid_client", "Invalid login credentials."),
+        (
+            TokenErrors::Platform,
+            "bad.credentials",
+            "Invalid login credentials.",
+        ),
+        (
+            TokenErrors::Oauth,
+            "invalid_client",
+            "Invalid login credentials.",
+        ),
     ] {
         let app = spawn_app_with(|settings, sims| {
             sims.genesys.set_unsettled(Unsettled {
@@ -77,11 +86,16 @@ async fn attrsync_never_sends_an_empty_patch_whatever_genesys_would_answer_to_on
         })
         .await;
         let call = app.new_voice_call(ADA);
-        for _ in 0..2 {
-            let event = as_voice_call_from(eventbridge_start(&call), ADA);
-            assert_eq!(app.post_genesys_event(&event).await.status(), 202);
-            app.settle().await;
-        }
+        let event = as_voice_call_from(eventbridge_start(&call), ADA);
+        assert_eq!(app.post_genesys_event(&event).await.status(), 202);
+        app.settle().await;
+        // The same customer by another key (so not a duplicate event): nothing changes.
+        let again = serde_json::json!({
+            "eventId": "cti-again", "conversationId": call.conversation_id,
+            "participantId": call.customer_participant_id, "customerId": "C-1001"
+        });
+        assert_eq!(app.post_cti_event(&again).await.status(), 202);
+        app.settle().await;
         // The second event changes nothing: no PATCH at all, not an empty one.
         let stats = app.genesys.stats();
         assert_eq!(stats.patch_attributes, 1, "{empty_patch:?}: {stats:?}");

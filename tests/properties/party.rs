@@ -13,37 +13,43 @@ fn arb_number() -> impl Strategy<Value = String> {
 }
 
 fn arb_direction() -> impl Strategy<Value = Option<&'static str>> {
-    select(&[
-        Some("INBOUND"),
-        Some("OUTBOUND"),
-        Some("inbound"),
-        Some("outbound"),
-        Some("UNKNOWN"),
-        Some("sideways"),
-        None,
-    ][..])
+    select(
+        &[
+            Some("INBOUND"),
+            Some("OUTBOUND"),
+            Some("inbound"),
+            Some("outbound"),
+            Some("UNKNOWN"),
+            Some("sideways"),
+            None,
+        ][..],
+    )
 }
 
 fn arb_media() -> impl Strategy<Value = (Option<&'static str>, Option<&'static str>)> {
     (
-        select(&[
-            Some("VOICE"),
-            Some("CALLBACK"),
-            Some("EMAIL"),
-            Some("MESSAGE"),
-            Some("CHAT"),
-            Some("COBROWSE"),
-            None,
-        ][..]),
-        select(&[
-            Some("SMS"),
-            Some("WHATSAPP"),
-            Some("FACEBOOK"),
-            Some("INSTAGRAM"),
-            Some("WEBMESSAGING"),
-            Some("OPEN"),
-            None,
-        ][..]),
+        select(
+            &[
+                Some("VOICE"),
+                Some("CALLBACK"),
+                Some("EMAIL"),
+                Some("MESSAGE"),
+                Some("CHAT"),
+                Some("COBROWSE"),
+                None,
+            ][..],
+        ),
+        select(
+            &[
+                Some("SMS"),
+                Some("WHATSAPP"),
+                Some("FACEBOOK"),
+                Some("INSTAGRAM"),
+                Some("WEBMESSAGING"),
+                Some("OPEN"),
+                None,
+            ][..],
+        ),
     )
 }
 

@@ -64,7 +64,10 @@ pub(super) fn customer_start_body(conversation: &Conversation) -> Value {
     let mut set = |name: &str, value: Value| {
         body.insert(name.to_owned(), value);
     };
-    set("eventTime", json!(conversation.start_time.timestamp_millis()));
+    set(
+        "eventTime",
+        json!(conversation.start_time.timestamp_millis()),
+    );
     set("conversationId", json!(conversation.id));
     if let Some(p) = customer {
         set("participantId", json!(p.id));

@@ -46,8 +46,8 @@ mod views;
 pub use events::{eventbridge_customer_start, eventbridge_envelope};
 use platform::app;
 pub use state::PublishedRange;
-pub use unsettled::{EmptyPatch, EndedPatch, TokenErrors, Unsettled};
 use state::Shared;
+pub use unsettled::{EmptyPatch, EndedPatch, TokenErrors, Unsettled};
 
 /// Genesys reports rate limits per minute; a fixed window per token is close enough for a
 /// client that only has to honour `Retry-After`.
