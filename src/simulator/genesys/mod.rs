@@ -8,12 +8,13 @@
 //! Files: this one holds the configuration, the public types and the [`GenesysSim`] handle;
 //! `state`, `errors` (Genesys' error bodies), `platform` (login host and Platform API), `views`
 //! (the conversation as Genesys serialises it), `admin` (`/sim/...`), `events` (event builders),
-//! `ipranges` (the published address ranges, switchable to fail or change).
+//! `ipranges` (the published address ranges, switchable to fail or change), `unsettled` (switches
+//! for what no public source settles: a PATCH after the end, the token error body, `{}`).
 //!
 //! One router serves both hosts; clients point their login and API base URLs at the same
 //! address. Behaviour follows `shared/reference/genesys-api.md`; where the real API is
 //! undocumented the simulator takes the documented working assumption (PATCH upserts keys) and
-//! says so next to the code.
+//! says so next to the code, or, where no assumption is safe, offers both behaviours as a switch.
 //!
 //! Every Platform API request goes through the same gate, in this order: count the call, add
 //! the configured latency, consume one scripted fault, roll the random error rate, check the
@@ -374,8 +375,9 @@ impl GenesysSim {
             .map(events::customer_start_body)
     }
 
-    /// Sets `endTime` on the conversation and its participants; later PATCHes get 404. Returns
-    /// whether the conversation exists; ending it again keeps the first end time.
+    /// Sets `endTime` on the conversation and its participants; later PATCHes get 404, or 202
+    /// and are not kept (`Unsettled::ended_patch`). Returns whether the conversation exists;
+    /// ending it again keeps the first end time.
     pub fn end_conversation(&self, conversation_id: &str) -> bool {
         self.shared.end_conversation(conversation_id)
     }
