@@ -9,8 +9,10 @@ use phonenumber::country;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::domain::{non_blank, ConversationId, CustomerKeys, IdError, ParticipantId};
-use crate::phone::CallerNumber;
+use crate::domain::{
+    customer_keys, non_blank, ConversationId, CustomerKeys, IdError, ParticipantId, PartyFields,
+};
+use crate::phone::{is_withheld, CallerNumber};
 
 pub use crate::domain::ConversationEvent;
 
@@ -50,13 +52,27 @@ pub enum GenesysEvent {
 
 const START_PREFIX: &str = "v2.detail.events.conversation.";
 const START_SUFFIX: &str = ".customer.start";
+const END_SUFFIX: &str = ".customer.end";
 
 fn is_customer_start(topic: &str) -> bool {
     topic.starts_with(START_PREFIX) && topic.ends_with(START_SUFFIX)
 }
 
+/// The topic a bare event body (no envelope) belongs to, from its shape: a `customer.end` body
+/// carries `disconnectType` and `interactingDurationMs`, which a `customer.start` body never
+/// has (`CustomerEndDetailEventTopicCustomerEndEvent` and
+/// `CustomerStartDetailEventTopicCustomerStartEvent` in MyPureCloud/platform-client-sdk-python,
+/// `build/docs/`). Any other body with a `conversationId` is taken as `customer.start`.
+fn bare_body_topic(body: &serde_json::Map<String, Value>) -> String {
+    let is_end = ["disconnectType", "interactingDurationMs"]
+        .iter()
+        .any(|name| body.get(*name).is_some_and(|v| !v.is_null()));
+    let suffix = if is_end { END_SUFFIX } else { START_SUFFIX };
+    format!("{START_PREFIX}{{id}}{suffix}")
+}
+
 /// Accepts an AWS EventBridge event (`detail.eventBody`), a notification (`topicName` +
-/// `eventBody`), or a bare event body (assumed to be `customer.start`).
+/// `eventBody`), or a bare event body (classified by its shape: see [`bare_body_topic`]).
 pub fn parse_genesys_event(
     value: &Value,
     region: country::Id,
@@ -98,12 +114,7 @@ pub fn parse_genesys_event(
             .map(str::to_owned);
         (topic.to_owned(), body, "eventBody", id)
     } else if top.contains_key("conversationId") {
-        (
-            format!("{START_PREFIX}{{id}}{START_SUFFIX}"),
-            value,
-            "",
-            None,
-        )
+        (bare_body_topic(top), value, "", None)
     } else {
         return Err(invalid(
             "$",
@@ -167,36 +178,44 @@ fn parse_event_body(
         .map(|p| ParticipantId::parse(&p).map_err(|e| id_error(&field("participantId"), e)))
         .transpose()?;
 
-    let mut keys = CustomerKeys {
-        external_contact_id: text("externalContactId")?,
-        ..CustomerKeys::default()
-    };
-    let ani = text("ani")?;
-    let address_from = text("addressFrom")?;
-    let callback_number = match body.get("callbackNumbers") {
+    let callback_numbers: Vec<String> = match body.get("callbackNumbers") {
+        None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(items)) => items
             .iter()
-            .find_map(|v| v.as_str().and_then(|s| non_blank(Some(s)))),
-        _ => None,
+            .filter_map(|v| v.as_str().and_then(|s| non_blank(Some(s))))
+            .collect(),
+        Some(_) => return Err(invalid(&field("callbackNumbers"), "expected an array")),
     };
-    // Voice calls carry the ANI; messages and emails the customer's address in addressFrom;
-    // callbacks the numbers to call back.
-    for candidate in [ani, address_from, callback_number].into_iter().flatten() {
-        if candidate.contains('@')
-            && !candidate.starts_with("sip:")
-            && !candidate.starts_with("sips:")
-        {
-            keys.email.get_or_insert(candidate);
-        } else if keys.phone.is_none() {
-            keys.phone = CallerNumber::parse(&candidate, region);
-        }
-    }
+    let (direction, media_type, message_type) =
+        (text("direction")?, text("mediaType")?, text("messageType")?);
+    let (ani, dnis, address_from, address_to) = (
+        text("ani")?,
+        text("dnis")?,
+        text("addressFrom")?,
+        text("addressTo")?,
+    );
+    // The customer's side by direction and media: on an outbound contact `ani`/`addressFrom`
+    // are the org's own (see `domain::party`).
+    let mut keys = customer_keys(
+        &PartyFields {
+            direction: direction.as_deref(),
+            media_type: media_type.as_deref(),
+            message_type: message_type.as_deref(),
+            ani: ani.as_deref(),
+            dnis: dnis.as_deref(),
+            address_from: address_from.as_deref(),
+            address_to: address_to.as_deref(),
+            callback_numbers: &callback_numbers,
+        },
+        region,
+    );
+    keys.external_contact_id = text("externalContactId")?;
     Ok(ConversationEvent {
         event_id: String::new(),
         conversation_id,
         participant_id,
         keys,
-        media_type: text("mediaType")?,
+        media_type,
     })
 }
 
@@ -255,9 +274,8 @@ impl CtiEvent {
         let participant_id = non_blank(self.participant_id.as_deref())
             .map(|p| ParticipantId::parse(&p).map_err(|e| id_error("participantId", e)))
             .transpose()?;
-        let keys = customer_keys(
+        let keys = request_keys(
             self.caller_number.as_deref(),
-            "callerNumber",
             self.email.as_deref(),
             self.customer_id.as_deref(),
             self.external_contact_id.as_deref(),
@@ -309,20 +327,19 @@ fn validate_attributes(attributes: &BTreeMap<String, String>) -> Result<(), Inva
     Ok(())
 }
 
-fn customer_keys(
+fn request_keys(
     phone: Option<&str>,
-    phone_field: &str,
     email: Option<&str>,
     customer_id: Option<&str>,
     external_contact_id: Option<&str>,
     region: country::Id,
 ) -> Result<CustomerKeys, InvalidField> {
+    // A withheld or anonymous caller (`anonymous`, `sip:anonymous@anonymous.invalid`, no digits)
+    // is no key, not an error: the sender did nothing wrong, and a data action would take its
+    // failure path on a 4xx.
     let phone = non_blank(phone)
-        .map(|p| {
-            CallerNumber::parse(&p, region)
-                .ok_or_else(|| invalid(phone_field, "contains no phone number"))
-        })
-        .transpose()?;
+        .filter(|p| !is_withheld(p))
+        .and_then(|p| CallerNumber::parse(&p, region));
     let email = non_blank(email);
     if let Some(e) = &email {
         if !e.contains('@') || e.len() > 254 {
@@ -342,6 +359,7 @@ fn customer_keys(
         external_contact_id: bounded(external_contact_id, "externalContactId")?,
         phone,
         email,
+        messaging_id: None,
     })
 }
 
@@ -385,20 +403,15 @@ impl LookupRequest {
                 "is required when participantId is given",
             ));
         }
-        let keys = customer_keys(
+        let keys = request_keys(
             self.ani.as_deref(),
-            "ani",
             self.email.as_deref(),
             self.customer_id.as_deref(),
             self.external_contact_id.as_deref(),
             region,
         )?;
-        if keys.is_empty() && conversation_id.is_none() {
-            return Err(invalid(
-                "ani",
-                "give at least one of ani, email, customerId, externalContactId or conversationId",
-            ));
-        }
+        // Nothing to look up by (a withheld caller, say) is answered 200 found=false,
+        // reason=no_key by the handler, never refused.
         Ok(ValidLookup {
             conversation_id,
             participant_id,
@@ -476,6 +489,37 @@ mod tests {
     }
 
     #[test]
+    fn a_bare_customer_end_body_is_recognised_by_its_shape_and_ignored() {
+        for body in [
+            json!({"conversationId": "c-1", "participantId": "p-1", "ani": "tel:+13175550125", "disconnectType": "PEER"}),
+            json!({"conversationId": "c-1", "interactingDurationMs": 5321}),
+        ] {
+            match parse_genesys_event(&body, US).unwrap() {
+                GenesysEvent::Ignored { topic } => assert!(topic.ends_with(".customer.end")),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn an_outbound_start_event_takes_the_customer_from_the_receiving_side() {
+        let e = start(&json!({
+            "conversationId": "c1", "direction": "OUTBOUND", "mediaType": "VOICE",
+            "ani": "tel:+18005550199", "dnis": "tel:+13175550125"
+        }));
+        assert_eq!(
+            e.keys.phone.unwrap().e164().as_deref(),
+            Some("+13175550125")
+        );
+        let e = start(&json!({
+            "conversationId": "c1", "direction": "INBOUND", "mediaType": "MESSAGE",
+            "messageType": "FACEBOOK", "addressFrom": "2345678901234567"
+        }));
+        assert!(e.keys.phone.is_none());
+        assert_eq!(e.keys.messaging_id.as_deref(), Some("2345678901234567"));
+    }
+
+    #[test]
     fn heartbeats_and_other_topics_are_ignored_whatever_their_body() {
         for v in [
             json!({"topicName": "channel.metadata", "eventBody": {"message": "WebSocket Heartbeat"}}),
@@ -495,7 +539,7 @@ mod tests {
         );
         assert_eq!(e.keys.email.as_deref(), Some("ada@example.com"));
         let e = start(
-            &json!({"conversationId": "c1", "mediaType": "MESSAGE", "addressFrom": "+13175550125"}),
+            &json!({"conversationId": "c1", "mediaType": "MESSAGE", "messageType": "SMS", "addressFrom": "+13175550125"}),
         );
         assert!(e.keys.phone.is_some());
         let e = start(
@@ -558,12 +602,11 @@ mod tests {
                 .field,
             "eventId"
         );
-        assert_eq!(
+        // A withheld caller is no key, not an error.
+        let anonymous =
             cti(json!({"eventId": "e", "conversationId": "c1", "callerNumber": "anonymous"}))
-                .unwrap_err()
-                .field,
-            "callerNumber"
-        );
+                .unwrap();
+        assert!(anonymous.event.keys.is_empty());
         assert_eq!(
             cti(json!({"eventId": "e", "conversationId": "c1", "email": "nope"}))
                 .unwrap_err()
@@ -607,8 +650,16 @@ mod tests {
         .unwrap();
         let ok = v.validate(US).unwrap();
         assert!(ok.conversation_id.is_none() && ok.keys.email.is_none() && ok.keys.phone.is_some());
-        let empty: LookupRequest = serde_json::from_value(json!({"ani": ""})).unwrap();
-        assert_eq!(empty.validate(US).unwrap_err().field, "ani");
+        // Nothing to look up by is answered found=false (reason no_key), never refused.
+        for ani in [
+            "",
+            "tel:anonymous",
+            "sip:anonymous@anonymous.invalid",
+            "restricted",
+        ] {
+            let empty: LookupRequest = serde_json::from_value(json!({"ani": ani})).unwrap();
+            assert!(empty.validate(US).unwrap().keys.is_empty(), "{ani:?}");
+        }
         let orphan: LookupRequest =
             serde_json::from_value(json!({"participantId": "p1", "ani": "3175550125"})).unwrap();
         assert_eq!(orphan.validate(US).unwrap_err().field, "conversationId");

@@ -41,6 +41,7 @@ pub const HTTP_REFUSALS: &str = "attrsync_http_refusals_total";
 pub const TLS_RELOADS: &str = "attrsync_tls_reloads_total";
 pub const IP_RANGE_REFRESHES: &str = "attrsync_genesys_ip_range_refreshes_total";
 pub const IP_RANGES: &str = "attrsync_genesys_ip_ranges";
+pub const ATTRIBUTES_DROPPED: &str = "attrsync_attributes_dropped_total";
 
 /// What kind of series a metric is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -256,6 +257,12 @@ pub const CATALOGUE: &[Metric] = &[
         Kind::Counter,
         "CRM records dropped before the match policy, by source and reason (not_matching: the record's fields do not match the key; below_minimum: graded below crm.min_match_quality)",
         &["source", "reason"],
+    ),
+    metric(
+        ATTRIBUTES_DROPPED,
+        Kind::Counter,
+        "Attributes left out of a participant's write by the attribute budget (merge.max_attributes, merge.max_patch_bytes)",
+        &[],
     ),
 ];
 

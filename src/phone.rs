@@ -242,6 +242,35 @@ pub fn parse_region(s: &str) -> Result<country::Id, String> {
     code.parse::<country::Id>().map_err(|_| invalid())
 }
 
+/// The words carriers and Genesys put in place of a number the caller withheld. The SIP form
+/// `sip:anonymous@anonymous.invalid` is RFC 3261 section 8.1.1.3's; `tel:anonymous`,
+/// `restricted`, `unavailable`, `private` and `withheld` are what carriers are seen to send
+/// (unverified against a live Genesys org: no public Genesys page lists them).
+const WITHHELD_WORDS: [&str; 6] = [
+    "anonymous",
+    "restricted",
+    "unavailable",
+    "private",
+    "withheld",
+    "unknown",
+];
+
+/// True when `raw` names no caller at all: empty, one of the withheld words (bare, as a
+/// `tel:`/`sip:` URI's user part, or a SIP display name around one), or no digit in the part that
+/// would hold the number. Such a caller is never looked up: the answer is "no key", not an error.
+pub fn is_withheld(raw: &str) -> bool {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return true;
+    }
+    let (number, _) = split_uri(trimmed);
+    let user = number.trim();
+    if WITHHELD_WORDS.iter().any(|w| user.eq_ignore_ascii_case(w)) {
+        return true;
+    }
+    !user.chars().any(|c| c.is_ascii_digit())
+}
+
 /// Splits a `tel:`/`sip:` URI (or a bare number) into the part that holds the
 /// number and the extension parameter, if any.
 fn split_uri(raw: &str) -> (&str, Option<String>) {
@@ -639,5 +668,34 @@ mod tests {
                 Notation::Raw,
             ]
         );
+    }
+
+    #[test]
+    fn withheld_and_anonymous_callers_are_recognised_and_real_numbers_are_not() {
+        for raw in [
+            "",
+            "   ",
+            "anonymous",
+            "Anonymous",
+            "tel:anonymous",
+            "sip:anonymous@anonymous.invalid",
+            "\"Anonymous\" <sip:anonymous@anonymous.invalid>",
+            "restricted",
+            "tel:restricted",
+            "unavailable",
+            "private",
+            "withheld",
+            "sip:@10.0.0.1",
+            "tel:",
+        ] {
+            assert!(is_withheld(raw), "{raw:?} should count as withheld");
+        }
+        for raw in [
+            "tel:+13175550125",
+            "sip:+13175550125@10.0.0.1;user=phone",
+            "(317) 555-0125",
+        ] {
+            assert!(!is_withheld(raw), "{raw:?} is a number");
+        }
     }
 }

@@ -135,6 +135,7 @@ impl Policy {
             flatten_separator: self.flatten_separator.text(),
             timestamp_attribute: self.timestamp_attribute.as_ref().map(Name::text),
             found_attribute: self.found_attribute.as_ref().map(Name::text),
+            ..MergePolicy::default()
         }
     }
 }

@@ -12,6 +12,7 @@ const DEFAULTS: &str = include_str!("../../config/default.toml");
 /// Keys whose environment variables hold comma-separated lists.
 const LIST_KEYS: &[&str] = &[
     "genesys.participant_purposes",
+    "genesys.outbound_participant_purposes",
     "genesys.extra_clients",
     "crm.key_order",
     "crm.sources",

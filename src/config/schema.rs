@@ -81,6 +81,9 @@ pub struct GenesysSettings {
     #[serde(serialize_with = "super::redacted_list")]
     pub extra_clients: Vec<SecretString>,
     pub participant_purposes: Vec<String>,
+    /// Purposes tried, after `participant_purposes`, for a participant whose media is outbound:
+    /// the remote party of an agent-dialed call (whose purpose is unverified).
+    pub outbound_participant_purposes: Vec<String>,
     /// How often Genesys's published address ranges are read again, when a group follows them.
     pub ip_ranges_refresh_secs: u64,
     /// The `service` values of `GET /api/v2/ipranges` rows that are data-action sources.
@@ -160,8 +163,10 @@ impl GenesysSettings {
                 .map_err(|e| invalid("genesys.region", e.to_string()))?;
             format!("https://{host}.{domain}")
         } else {
-            explicit.trim().trim_end_matches('/').to_owned()
+            explicit.trim().to_owned()
         };
+        // One trailing slash: a gateway's path prefix survives `join`.
+        let raw = crate::genesys::region::base_url(&raw);
         let url = url::Url::parse(&raw).map_err(|e| invalid(key, format!("`{raw}`: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(invalid(key, "must be an http or https URL"));
@@ -243,6 +248,9 @@ pub struct FileCrmSettings {
     pub phone_fields: Vec<String>,
     pub email_fields: Vec<String>,
     pub external_contact_id_field: String,
+    /// Field holding a messaging platform's user id (`messaging_id` keys); empty = none.
+    #[serde(default)]
+    pub messaging_id_field: String,
     #[serde(flatten)]
     pub common: SourceSettings,
 }
@@ -317,6 +325,10 @@ pub struct MergeSettings {
     pub found_attribute: String,
     pub exclude: Vec<String>,
     pub fields: BTreeMap<String, String>,
+    pub max_attributes: usize,
+    pub max_patch_bytes: usize,
+    pub details_fields: BTreeMap<String, String>,
+    pub details_types: BTreeMap<String, String>,
     /// Write `matchCount`, `matchQuality`, `recordType`, `recordId` and `candidateIds` (under
     /// the prefix) beside the chosen record.
     pub match_details: bool,
@@ -335,6 +347,10 @@ impl MergeSettings {
             flatten_separator: self.flatten_separator.clone(),
             timestamp_attribute: optional(&self.timestamp_attribute),
             found_attribute: optional(&self.found_attribute),
+            max_attributes: self.max_attributes,
+            max_patch_bytes: self.max_patch_bytes,
+            details_fields: self.details_fields.clone(),
+            details_types: self.details_types.clone(),
         }
     }
 }

@@ -127,6 +127,13 @@ impl Settings {
                 "must be at least 24 (the sync timestamp attrsync writes is 24 characters)",
             ));
         }
+        let types = crate::merge::details::VALUE_TYPES;
+        for (field, kind) in &self.merge.details_types {
+            if !types.contains(&kind.trim()) {
+                let key = format!("merge.details_types.{field}");
+                return Err(invalid(&key, format!("one of {}", types.join(", "))));
+            }
+        }
         self.validate_crm()?;
         Ok(())
     }
@@ -255,7 +262,7 @@ impl Settings {
             if probe.contains('{') || probe.contains('}') {
                 return Err(invalid(
                     &key,
-                    "unknown placeholder; use {customer_id}, {external_contact_id}, {phone} or {email}",
+                    "unknown placeholder; use {customer_id}, {external_contact_id}, {phone}, {email} or {messaging_id}",
                 ));
             }
             let url = url::Url::parse(&probe).map_err(|e| invalid(&key, e.to_string()))?;

@@ -21,11 +21,12 @@ use crate::phone::CallerNumber;
 /// The record type of every candidate this adapter returns.
 pub const RECORD_TYPE: &str = "customer";
 
-const KEY_KINDS: [KeyKind; 4] = [
+const KEY_KINDS: [KeyKind; 5] = [
     KeyKind::CustomerId,
     KeyKind::ExternalContactId,
     KeyKind::Phone,
     KeyKind::Email,
+    KeyKind::MessagingId,
 ];
 
 pub struct FileCrm {
@@ -33,12 +34,14 @@ pub struct FileCrm {
     region: country::Id,
     id_field: String,
     external_id_field: String,
+    messaging_id_field: String,
     phone_fields: Vec<String>,
     email_fields: Vec<String>,
     by_id: HashMap<String, Vec<usize>>,
     by_external_id: HashMap<String, Vec<usize>>,
     by_phone: HashMap<String, Vec<usize>>,
     by_email: HashMap<String, Vec<usize>>,
+    by_messaging_id: HashMap<String, Vec<usize>>,
 }
 
 /// Adds record `i` under `key`, once.
@@ -71,12 +74,14 @@ impl FileCrm {
             region,
             id_field: settings.id_field.clone(),
             external_id_field: settings.external_contact_id_field.clone(),
+            messaging_id_field: settings.messaging_id_field.clone(),
             phone_fields: settings.phone_fields.clone(),
             email_fields: settings.email_fields.clone(),
             by_id: HashMap::new(),
             by_external_id: HashMap::new(),
             by_phone: HashMap::new(),
             by_email: HashMap::new(),
+            by_messaging_id: HashMap::new(),
         };
         for (i, record) in records.into_iter().enumerate() {
             if let Some(id) = text(&record, &settings.id_field) {
@@ -84,6 +89,12 @@ impl FileCrm {
             }
             if let Some(id) = text(&record, &settings.external_contact_id_field) {
                 add(&mut crm.by_external_id, id, i);
+            }
+            if let Some(id) = (!settings.messaging_id_field.is_empty())
+                .then(|| text(&record, &settings.messaging_id_field))
+                .flatten()
+            {
+                add(&mut crm.by_messaging_id, id, i);
             }
             for field in &settings.phone_fields {
                 if let Some(number) =
@@ -218,6 +229,12 @@ impl CrmAdapter for FileCrm {
                 self.by_email.get(&email.trim().to_lowercase()),
                 &self.email_fields,
             ),
+            // Exact text only: a platform id is never read as a phone number.
+            CustomerKey::MessagingId(id) => self.candidates(
+                key,
+                self.by_messaging_id.get(id.trim()),
+                one(&self.messaging_id_field),
+            ),
         })
     }
 
@@ -239,6 +256,7 @@ mod tests {
             phone_fields: vec!["phone".into(), "mobile".into()],
             email_fields: vec!["email".into()],
             external_contact_id_field: "externalContactId".into(),
+            messaging_id_field: "messagingId".into(),
             common: SourceSettings {
                 timeout_ms: 1000,
                 max_retries: 0,
@@ -394,5 +412,25 @@ mod tests {
         assert!(parse_records(Path::new("x.json"), "{\"id\": 1}").is_err());
         assert!(parse_records(Path::new("x.json"), "[1, 2]").is_err());
         assert!(parse_records(Path::new("x.json"), "not json").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_messaging_id_finds_only_the_record_holding_exactly_that_id() {
+        let crm = crm(serde_json::json!([
+            {"id": "C1", "messagingId": "2345678901234567", "phone": "+12345678901"},
+            {"id": "C2", "phone": "+12345678901234567"}
+        ]));
+        let found = crm
+            .find(&CustomerKey::MessagingId("2345678901234567".into()))
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].record_id, "C1");
+        assert_eq!(found[0].quality, MatchQuality::Exact);
+        let none = crm
+            .find(&CustomerKey::MessagingId("234567890123456".into()))
+            .await
+            .unwrap();
+        assert!(none.is_empty());
     }
 }

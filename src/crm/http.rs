@@ -101,6 +101,7 @@ impl HttpCrm {
         match key {
             CustomerKey::CustomerId(v)
             | CustomerKey::ExternalContactId(v)
+            | CustomerKey::MessagingId(v)
             | CustomerKey::Email(v) => vec![exact(v)],
             CustomerKey::Phone(number) => {
                 let mut out: Vec<Probe> = Vec::new();
@@ -189,7 +190,9 @@ impl HttpCrm {
         let graded_on: &[String] = match key {
             CustomerKey::Phone(_) => &self.phone_pointers,
             CustomerKey::Email(_) => &self.email_pointers,
-            CustomerKey::CustomerId(_) | CustomerKey::ExternalContactId(_) => &[],
+            CustomerKey::CustomerId(_)
+            | CustomerKey::ExternalContactId(_)
+            | CustomerKey::MessagingId(_) => &[],
         };
         let returned = results.len();
         let candidates: Vec<Candidate> = results

@@ -14,14 +14,18 @@ pub enum KeyKind {
     ExternalContactId,
     Phone,
     Email,
+    /// A messaging platform's user id (Facebook, Instagram, X, LINE, Apple, web messaging,
+    /// open messaging): never a phone number, even when it is all digits.
+    MessagingId,
 }
 
 impl KeyKind {
-    pub const ALL: [KeyKind; 4] = [
+    pub const ALL: [KeyKind; 5] = [
         KeyKind::CustomerId,
         KeyKind::ExternalContactId,
         KeyKind::Phone,
         KeyKind::Email,
+        KeyKind::MessagingId,
     ];
 
     /// The name in configuration, URL placeholders and the lookup answer's `matchedBy`.
@@ -31,6 +35,7 @@ impl KeyKind {
             KeyKind::ExternalContactId => "external_contact_id",
             KeyKind::Phone => "phone",
             KeyKind::Email => "email",
+            KeyKind::MessagingId => "messaging_id",
         }
     }
 }
@@ -42,6 +47,7 @@ pub enum CustomerKey {
     ExternalContactId(String),
     Phone(CallerNumber),
     Email(String),
+    MessagingId(String),
 }
 
 impl CustomerKey {
@@ -51,6 +57,7 @@ impl CustomerKey {
             CustomerKey::ExternalContactId(_) => KeyKind::ExternalContactId,
             CustomerKey::Phone(_) => KeyKind::Phone,
             CustomerKey::Email(_) => KeyKind::Email,
+            CustomerKey::MessagingId(_) => KeyKind::MessagingId,
         }
     }
 
@@ -61,6 +68,7 @@ impl CustomerKey {
             CustomerKey::ExternalContactId(id) => format!("ext:{id}"),
             CustomerKey::Phone(n) => format!("phone:{}", n.canonical()),
             CustomerKey::Email(e) => format!("email:{}", e.to_lowercase()),
+            CustomerKey::MessagingId(id) => format!("msg:{id}"),
         }
     }
 }
@@ -78,6 +86,9 @@ pub struct CustomerKeys {
     pub phone: Option<CallerNumber>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// The platform id of a messaging channel's customer (see [`KeyKind::MessagingId`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messaging_id: Option<String>,
 }
 
 impl CustomerKeys {
@@ -93,6 +104,7 @@ impl CustomerKeys {
             text(&self.external_contact_id).map(CustomerKey::ExternalContactId),
             self.phone.clone().map(CustomerKey::Phone),
             text(&self.email).map(CustomerKey::Email),
+            text(&self.messaging_id).map(CustomerKey::MessagingId),
         ]
         .into_iter()
         .flatten()

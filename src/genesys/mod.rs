@@ -14,6 +14,7 @@ pub mod ranges;
 pub mod region;
 pub mod slots;
 pub mod token;
+pub mod visibility;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -28,6 +29,7 @@ use crate::retry::{RetryPolicy, Retryable};
 use model::{AttributesPatch, Conversation, ErrorBody, IpAddressRange, IpAddressRangeListing};
 use pool::TokenPool;
 use token::TokenProvider;
+use visibility::Visibility;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum GenesysError {
@@ -84,19 +86,23 @@ impl GenesysError {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let body: ErrorBody = response.json().await.unwrap_or_default();
+        let context_id = if body.context_id.is_empty() {
+            header_context.unwrap_or_default()
+        } else {
+            body.context_id.clone()
+        };
+        // Platform `ErrorBody` or OAuth `{"error", "error_description"}`: the description is
+        // kept, it is what says why a token was refused.
+        let (code, message) = body.code_and_message();
         GenesysError::Api {
             status,
-            code: if body.code.is_empty() {
+            code: if code.is_empty() {
                 "unknown".to_owned()
             } else {
-                body.code
+                code
             },
-            message: body.message,
-            context_id: if body.context_id.is_empty() {
-                header_context.unwrap_or_default()
-            } else {
-                body.context_id
-            },
+            message,
+            context_id,
             retry_after,
         }
     }
@@ -142,6 +148,8 @@ pub struct GenesysClient {
     api_base: url::Url,
     pool: std::sync::Arc<TokenPool>,
     retry: RetryPolicy,
+    /// Recent 404s of GET and PATCH: a division misconfiguration looks like this.
+    visibility: std::sync::Arc<Visibility>,
 }
 
 impl GenesysClient {
@@ -180,6 +188,7 @@ impl GenesysClient {
             api_base: settings.api_url()?,
             pool: std::sync::Arc::new(pool),
             retry: settings.retry(),
+            visibility: std::sync::Arc::default(),
         })
     }
 
@@ -204,9 +213,10 @@ impl GenesysClient {
         id: &ConversationId,
     ) -> Result<Conversation, GenesysError> {
         let path = format!("api/v2/conversations/{}", id.as_str());
-        let response = self
-            .send("get_conversation", Method::GET, &path, None)
-            .await?;
+        let response = self.observed(
+            self.send("get_conversation", Method::GET, &path, None)
+                .await,
+        )?;
         response
             .json::<Conversation>()
             .await
@@ -228,9 +238,21 @@ impl GenesysClient {
         let body = serde_json::to_vec(&AttributesPatch { attributes })
             .map_err(|e| GenesysError::InvalidResponse(format!("patch body: {e}")))?;
         // Any 2xx is success: 202 with no body is documented.
-        self.send("patch_attributes", Method::PATCH, &path, Some(body))
-            .await
-            .map(|_| ())
+        self.observed(
+            self.send("patch_attributes", Method::PATCH, &path, Some(body))
+                .await,
+        )
+        .map(|_| ())
+    }
+
+    /// Notes whether a conversation call answered 404 (see `visibility`).
+    fn observed<T>(&self, result: Result<T, GenesysError>) -> Result<T, GenesysError> {
+        match &result {
+            Ok(_) => self.visibility.record(false),
+            Err(e) if e.is_not_found() => self.visibility.record(true),
+            Err(_) => {}
+        }
+        result
     }
 
     /// `GET /api/v2/ipranges`: Genesys Cloud's public address ranges. "Requires no permissions";

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::PartyFields;
+
 /// `POST /oauth/token` reply for the client-credentials grant.
 #[derive(Debug, Clone, Deserialize)]
 pub struct TokenResponse {
@@ -46,10 +48,98 @@ pub struct Participant {
     pub address: Option<String>,
     #[serde(default)]
     pub ani: Option<String>,
+    /// The number the initiating side dialled: on an outbound call, the customer's.
+    #[serde(default)]
+    pub dnis: Option<String>,
     #[serde(default)]
     pub external_contact_id: Option<String>,
     #[serde(default)]
     pub attributes: BTreeMap<String, String>,
+    /// The participant's media sessions, one array per media type; only the conversation's
+    /// own is filled (`Participant.md`: `calls`, `callbacks`, `chats`, `emails`, `messages`, ...).
+    #[serde(default)]
+    pub calls: Vec<MediaSession>,
+    #[serde(default)]
+    pub callbacks: Vec<MediaSession>,
+    #[serde(default)]
+    pub chats: Vec<MediaSession>,
+    #[serde(default)]
+    pub emails: Vec<MediaSession>,
+    #[serde(default)]
+    pub messages: Vec<MediaSession>,
+}
+
+/// The fields attrsync reads of one media session (`Call`, `Callback`, `Email`, `Message`, ...
+/// in the SDKs' `build/docs/`): `direction` is `inbound` or `outbound`; a message's `type` says
+/// which messaging platform (`sms`, `facebook`, `whatsapp`, ...); a callback's `callbackNumbers`
+/// are the numbers to call the customer back on.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct MediaSession {
+    pub direction: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub callback_numbers: Vec<String>,
+}
+
+/// A participant's media type, the direction and message type of its (first) session, and its
+/// callback numbers: what `domain::party` needs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ParticipantMedia<'a> {
+    pub media_type: Option<&'static str>,
+    pub direction: Option<&'a str>,
+    pub message_type: Option<&'a str>,
+    pub callback_numbers: &'a [String],
+}
+
+impl Participant {
+    /// The media the participant is on, from the first non-empty media array.
+    pub fn media(&self) -> ParticipantMedia<'_> {
+        let arrays: [(&'static str, &Vec<MediaSession>); 5] = [
+            ("VOICE", &self.calls),
+            ("CALLBACK", &self.callbacks),
+            ("CHAT", &self.chats),
+            ("EMAIL", &self.emails),
+            ("MESSAGE", &self.messages),
+        ];
+        arrays
+            .into_iter()
+            .find_map(|(media, sessions)| {
+                let session = sessions.first()?;
+                Some(ParticipantMedia {
+                    media_type: Some(media),
+                    direction: session.direction.as_deref(),
+                    message_type: session.kind.as_deref(),
+                    callback_numbers: &session.callback_numbers,
+                })
+            })
+            .unwrap_or_default()
+    }
+
+    /// The participant's addresses as `domain::party` reads them: by its media direction,
+    /// `ani`/`address` when it called in, `dnis` when the org called out. `Participant.address`
+    /// "for a phone call ... will be the ANI" (`Participant.md`), so it stands for the initiating
+    /// side only; what it holds for the remote party of an outbound call is unverified.
+    pub fn party_fields(&self) -> PartyFields<'_> {
+        let media = self.media();
+        PartyFields {
+            direction: media.direction,
+            media_type: media.media_type,
+            message_type: media.message_type,
+            ani: self.ani.as_deref(),
+            dnis: self.dnis.as_deref(),
+            address_from: self.address.as_deref(),
+            address_to: None,
+            callback_numbers: media.callback_numbers,
+        }
+    }
+
+    /// True when the participant's media session is outbound.
+    pub fn is_outbound(&self) -> bool {
+        self.media()
+            .direction
+            .is_some_and(|d| d.eq_ignore_ascii_case("outbound"))
+    }
 }
 
 impl Conversation {
@@ -70,6 +160,20 @@ impl Conversation {
         })
     }
 
+    /// The remote party of an agent-dialed call: the first participant still present whose
+    /// media is outbound and whose purpose is in `purposes` (`genesys.outbound_participant_purposes`).
+    pub fn pick_outbound_participant(&self, purposes: &[String]) -> Option<&Participant> {
+        purposes.iter().find_map(|purpose| {
+            self.participants.iter().find(|p| {
+                p.end_time.is_none()
+                    && p.is_outbound()
+                    && p.purpose
+                        .as_deref()
+                        .is_some_and(|x| x.eq_ignore_ascii_case(purpose))
+            })
+        })
+    }
+
     pub fn participant(&self, id: &str) -> Option<&Participant> {
         self.participants.iter().find(|p| p.id == id)
     }
@@ -81,7 +185,9 @@ pub struct AttributesPatch<'a> {
     pub attributes: &'a BTreeMap<String, String>,
 }
 
-/// Genesys `ErrorBody`.
+/// Genesys `ErrorBody`, or the OAuth error body of RFC 6749 section 5.2 (`error`,
+/// `error_description`), which the login host may answer instead: which one it sends is not
+/// documented (unverified), so both are read.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ErrorBody {
@@ -89,6 +195,22 @@ pub struct ErrorBody {
     pub code: String,
     pub status: Option<u16>,
     pub context_id: String,
+    /// OAuth: `invalid_client`, `invalid_grant`, `unsupported_grant_type`, ...
+    pub error: String,
+    /// OAuth: the human-readable text, kept for the log line.
+    #[serde(rename = "error_description")]
+    pub error_description: String,
+}
+
+impl ErrorBody {
+    /// The code and message, from whichever shape the body had.
+    pub fn code_and_message(self) -> (String, String) {
+        if self.code.is_empty() && !self.error.is_empty() {
+            (self.error, self.error_description)
+        } else {
+            (self.code, self.message)
+        }
+    }
 }
 
 /// `GET /api/v2/ipranges` reply: `IpAddressRangeListing` (no paging).
@@ -148,6 +270,48 @@ mod tests {
         assert_eq!(c.pick_participant(&purposes).unwrap().id, "ext");
         assert!(c.pick_participant(&["customer".to_owned()]).is_none());
         assert!(c.is_ended());
+    }
+
+    #[test]
+    fn both_token_error_shapes_give_a_code_and_a_message() {
+        let platform: ErrorBody = serde_json::from_value(serde_json::json!({
+            "message": "Invalid login credentials.", "code": "bad.credentials", "status": 401
+        }))
+        .unwrap();
+        assert_eq!(
+            platform.code_and_message(),
+            (
+                "bad.credentials".into(),
+                "Invalid login credentials.".into()
+            )
+        );
+        let oauth: ErrorBody = serde_json::from_value(serde_json::json!({
+            "error": "invalid_client", "error_description": "client not found"
+        }))
+        .unwrap();
+        assert_eq!(
+            oauth.code_and_message(),
+            ("invalid_client".into(), "client not found".into())
+        );
+    }
+
+    #[test]
+    fn an_outbound_participant_is_found_by_its_media_direction() {
+        let c = conversation(serde_json::json!({
+            "id": "c1",
+            "participants": [
+                {"id": "p-agent", "purpose": "agent", "calls": [{"direction": "outbound"}]},
+                {"id": "p-ext", "purpose": "external", "dnis": "tel:+13175550125",
+                 "calls": [{"direction": "outbound"}]}
+            ]
+        }));
+        assert!(c.pick_participant(&["customer".to_owned()]).is_none());
+        let p = c
+            .pick_outbound_participant(&["external".to_owned()])
+            .unwrap();
+        assert_eq!(p.id, "p-ext");
+        assert_eq!(p.media().media_type, Some("VOICE"));
+        assert!(p.is_outbound());
     }
 
     #[test]

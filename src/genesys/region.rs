@@ -24,6 +24,16 @@ const SDK_REGIONS: &[(&str, &str)] = &[
     ("eusc_de_east_1", "edee1.eusc-pure.cloud"),
 ];
 
+/// A base URL as given (`https://api.mypurecloud.com`, `https://gw.example.com/genesys/`),
+/// ending in exactly one `/`, so that joining `api/v2/...` or `oauth/token` onto it keeps a
+/// gateway's path prefix: `Url::join` replaces the last path segment of a base without a
+/// trailing slash (RFC 3986 section 5.2.3). The Genesys SDKs support gateways with path
+/// prefixes (`set_gateway`, `path_params_login`, `path_params_api` in
+/// MyPureCloud/platform-client-sdk-python `api_client.py`).
+pub fn base_url(raw: &str) -> String {
+    format!("{}/", raw.trim().trim_end_matches('/'))
+}
+
 /// A region that is neither a domain nor an SDK region name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("`{0}` is neither a Genesys domain (e.g. mypurecloud.com, usw2.pure.cloud) nor an SDK region name (e.g. us_west_2)")]
@@ -70,5 +80,24 @@ mod tests {
             "mypurecloud.de"
         );
         assert!(region_domain("not a region").is_err());
+    }
+
+    #[test]
+    fn a_base_url_ends_in_one_slash_so_a_gateway_path_survives_joining() {
+        for raw in [
+            "https://gw.example.com/genesys",
+            "https://gw.example.com/genesys/",
+            " https://gw.example.com/genesys// ",
+        ] {
+            let base = url::Url::parse(&base_url(raw)).unwrap();
+            assert_eq!(
+                base.join("api/v2/conversations/c1").unwrap().as_str(),
+                "https://gw.example.com/genesys/api/v2/conversations/c1"
+            );
+        }
+        assert_eq!(
+            base_url("https://api.mypurecloud.com"),
+            "https://api.mypurecloud.com/"
+        );
     }
 }

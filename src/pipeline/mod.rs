@@ -14,10 +14,9 @@ use phonenumber::country;
 
 use crate::config::Settings;
 use crate::crm::{CrmError, CrmSources, Verdict};
-use crate::domain::{ConversationId, EnrichmentJob, ParticipantId};
+use crate::domain::{customer_keys, ConversationId, EnrichmentJob, ParticipantId};
 use crate::genesys::{GenesysClient, GenesysError};
 use crate::merge::{self, Attributes, MergePolicy};
-use crate::phone::CallerNumber;
 use crate::redact::Redacted;
 use crate::retry::Retryable;
 
@@ -104,6 +103,8 @@ pub struct Pipeline {
     /// `merge.match_details`.
     match_details: bool,
     purposes: Vec<String>,
+    /// `genesys.outbound_participant_purposes`.
+    outbound_purposes: Vec<String>,
     region: country::Id,
     /// What attrsync last wrote per participant. With `crm_wins` the participant's attributes are
     /// not read, so this is what makes a repeated event cost no PATCH.
@@ -126,6 +127,7 @@ impl Pipeline {
             settings.phone.default_region,
         );
         pipeline.match_details = settings.merge.match_details;
+        pipeline.outbound_purposes = settings.genesys.outbound_participant_purposes.clone();
         pipeline
     }
 
@@ -142,6 +144,7 @@ impl Pipeline {
             policy,
             match_details: false,
             purposes,
+            outbound_purposes: Vec::new(),
             region,
             written: Cache::builder()
                 .max_capacity(100_000)
@@ -197,20 +200,18 @@ impl Pipeline {
             }
             let participant = match &job.participant_id {
                 Some(id) => conversation.participant(id.as_str()),
-                None => conversation.pick_participant(&self.purposes),
+                None => conversation
+                    .pick_participant(&self.purposes)
+                    .or_else(|| conversation.pick_outbound_participant(&self.outbound_purposes)),
             };
             let Some(participant) = participant else {
                 return Ok(Outcome::NoParticipant);
             };
-            if keys.phone.is_none() {
-                keys.phone = participant
-                    .ani
-                    .as_deref()
-                    .or(participant.address.as_deref().filter(|a| {
-                        a.starts_with("tel:") || a.starts_with("sip:") || a.starts_with('+')
-                    }))
-                    .and_then(|n| CallerNumber::parse(n, self.region));
-            }
+            // The same rule as for the event (`domain::party`), on the participant's fields.
+            let found = customer_keys(&participant.party_fields(), self.region);
+            keys.phone = keys.phone.or(found.phone);
+            keys.email = keys.email.or(found.email);
+            keys.messaging_id = keys.messaging_id.or(found.messaging_id);
             if keys.external_contact_id.is_none() {
                 keys.external_contact_id = participant.external_contact_id.clone();
             }
@@ -232,12 +233,12 @@ impl Pipeline {
         };
         tracing::Span::current().record("participant_id", participant_id.as_str());
 
-        if keys.is_empty() && job.extra_attributes.is_empty() {
-            return Ok(Outcome::NoCustomerKey);
-        }
-
         let mut extra = std::borrow::Cow::Borrowed(&job.extra_attributes);
-        let (record, policy, found) = if keys.is_empty() {
+        let (record, policy, found) = if keys.is_empty() && extra.is_empty() {
+            // A withheld caller: nothing reaches the CRM, and `found=false` (when configured) tells
+            // the flow so.
+            (None, std::borrow::Cow::Borrowed(&self.policy), Found::NoKey)
+        } else if keys.is_empty() {
             // Only the sender's own attributes to write: saying found=false would be a lie.
             let mut policy = self.policy.clone();
             policy.found_attribute = None;
@@ -279,9 +280,20 @@ impl Pipeline {
             &current,
             chrono::Utc::now(),
         );
+        if !patch.dropped.is_empty() && !patch.is_empty() {
+            // Names only: the values are CRM data.
+            tracing::warn!(
+                dropped = patch.dropped.len(),
+                names = %patch.dropped.join(","),
+                "attributes left out by the attribute budget (merge.max_attributes, merge.max_patch_bytes)"
+            );
+            ::metrics::counter!(crate::metrics::ATTRIBUTES_DROPPED)
+                .increment(patch.dropped.len() as u64);
+        }
         let outcome = match found {
             Found::No => Outcome::CrmMiss,
             Found::Ambiguous => Outcome::CrmAmbiguous,
+            Found::NoKey => Outcome::NoCustomerKey,
             Found::Yes | Found::NotAsked => Outcome::Patched,
         };
         if patch.is_empty() {
@@ -296,7 +308,9 @@ impl Pipeline {
             .patch_participant_attributes(&job.conversation_id, &participant_id, &patch.attributes)
             .await
         {
-            // Genesys answers 404 for a conversation that ended between our read and our write.
+            // A 404 here is taken as a conversation that ended (or vanished) between our read and
+            // our write. Unverified: no public source says what a PATCH after the end answers
+            // (404, or 202 and not kept); attrsync is tested under both (simulator `endedPatch`).
             Err(e) if e.is_not_found() => return Ok(Outcome::ConversationNotFound),
             other => other?,
         }
@@ -324,4 +338,6 @@ enum Found {
     Ambiguous,
     /// No key to ask with: only the sender's attributes were written.
     NotAsked,
+    /// No key and nothing of the sender's: only `found=false`, if configured.
+    NoKey,
 }

@@ -117,6 +117,7 @@ impl V1 {
                     .as_deref()
                     .and_then(|n| CallerNumber::parse(n, region)),
                 email: self.email,
+                messaging_id: None,
             },
             extra_attributes: self.extra_attributes,
         })

@@ -25,8 +25,9 @@ pub use crm::{CrmSim, CrmSimConfig};
 pub use dynamics::{DynamicsSim, DynamicsSimConfig};
 pub use freshdesk::{FreshdeskSim, FreshdeskSimConfig};
 pub use genesys::{
-    eventbridge_customer_start, CreatedConversation, Fault, GenesysSim, GenesysSimConfig,
-    MediaType, NewConversation, Op, PublishedRange, SimStats,
+    eventbridge_customer_start, eventbridge_envelope, CreatedConversation, Direction, EmptyPatch,
+    EndedPatch, Fault, GenesysSim, GenesysSimConfig, MediaType, NewConversation, Op,
+    PublishedRange, RemotePurpose, SimStats, TokenErrors, Unsettled,
 };
 pub use hubspot::{HubSpotSim, HubSpotSimConfig};
 pub use salesforce::{SalesforceSim, SalesforceSimConfig};

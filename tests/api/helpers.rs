@@ -283,6 +283,7 @@ impl TestApp {
             dnis: Some(DNIS.to_owned()),
             external_contact_id: None,
             attributes,
+            ..NewConversation::default()
         })
     }
 

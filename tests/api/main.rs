@@ -20,6 +20,8 @@ mod genesys_client;
 mod lookup;
 mod merge;
 mod ops;
+mod parties;
 mod pki;
 mod tls;
 mod token_pool;
+mod unsettled;

@@ -29,7 +29,8 @@ fn the_data_action_has_the_shape_genesys_cloud_imports() {
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
-    assert_eq!(required, BTreeSet::from(["ani", "conversationId"]));
+    // A withheld caller has no ANI: only the conversation is required (issue 9).
+    assert_eq!(required, BTreeSet::from(["conversationId"]));
 
     // The action must wait longer than attrsync takes to answer (it answers "timeout" itself at
     // lookup.deadline_ms), or the flow takes the Timeout path with no answer at all.
@@ -80,6 +81,7 @@ async fn the_data_action_request_template_renders_a_body_lookup_accepts_with_eve
         ("ani", Some(KNOWN_ANI)),
         ("email", Some("ada.lovelace@example.com")),
         ("customerId", Some("C-1001")),
+        ("externalContactId", Some("")),
     ]);
     assert_eq!(
         all.keys()
@@ -109,6 +111,7 @@ async fn the_data_action_request_template_renders_a_body_lookup_accepts_with_eve
         ("ani", Some(KNOWN_ANI)),
         ("email", None),
         ("customerId", None),
+        ("externalContactId", None),
     ]);
     let body = render_request_template(&action, &required);
     assert_eq!(body["email"], "");

@@ -1,6 +1,6 @@
 //! Property tests for the pure functions that take untrusted input: the Genesys event parser,
 //! CTI and data-action validation, caller-number parsing, the merge planner and the CRM URL
-//! template, and the JSON body extractor in front of them, one file per target (matching the
+//! template, which party is the customer (`party`), and the JSON body extractor in front of them, one file per target (matching the
 //! cargo-fuzz targets in `fuzz/`, plus the extractor and the URL template). No attrsync instance
 //! is started; each property runs `CASES` generated cases, the whole binary a few seconds.
 //!
@@ -49,6 +49,7 @@ mod generators;
 mod genesys_event;
 mod lookup_request;
 mod merge_plan;
+mod party;
 mod strategies;
 mod strict_json;
 

@@ -83,6 +83,7 @@ pub(crate) fn arb_policy() -> impl Strategy<Value = MergePolicy> {
         select(&["_", ".", "", "__"][..]).prop_map(str::to_owned),
         status_name(),
         status_name(),
+        prop_oneof![2 => Just((0usize, 0usize)), 1 => (1usize..6, 0usize..700)],
     )
         .prop_map(
             |(
@@ -94,6 +95,7 @@ pub(crate) fn arb_policy() -> impl Strategy<Value = MergePolicy> {
                 flatten_separator,
                 timestamp_attribute,
                 found_attribute,
+                (max_attributes, max_patch_bytes),
             )| MergePolicy {
                 prefix,
                 fields,
@@ -103,6 +105,9 @@ pub(crate) fn arb_policy() -> impl Strategy<Value = MergePolicy> {
                 flatten_separator,
                 timestamp_attribute,
                 found_attribute,
+                max_attributes,
+                max_patch_bytes,
+                ..MergePolicy::default()
             },
         )
 }
@@ -159,6 +164,18 @@ proptest! {
                 prop_assert!(existing.is_empty(), "{key:?} = {existing:?} was overwritten");
             }
         }
+        // Within the budget: attrsync's own status attributes always get through, and nothing
+        // else past the count or byte limit.
+        let others = patch.attributes.keys().filter(|k| !is_status(k)).count();
+        if policy.max_attributes > 0 {
+            prop_assert!(patch.attributes.len() <= policy.max_attributes.max(2) || others == 0);
+        }
+        if policy.max_patch_bytes > 0 && others > 0 {
+            let body = serde_json::to_string(&serde_json::json!({"attributes": patch.attributes}))
+                .unwrap_or_default();
+            prop_assert!(body.len() <= policy.max_patch_bytes, "{} bytes", body.len());
+        }
+
         // The timestamp comes only with a real change.
         if let Some(name) = &timestamp_name {
             if patch.attributes.contains_key(name) {

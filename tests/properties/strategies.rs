@@ -280,7 +280,8 @@ pub(crate) fn arb_mutated_sample() -> impl Strategy<Value = Value> {
 }
 
 /// The sample's event body with its customer fields replaced by caller-number-like text, so the
-/// key extraction (ani / addressFrom / callbackNumbers) is exercised with real-looking input.
+/// key extraction (ani / addressFrom / callbackNumbers) is exercised with real-looking input: as
+/// an inbound voice call or callback.
 pub(crate) fn arb_sample_with_customer_fields() -> impl Strategy<Value = Value> {
     (
         prop::option::of(arb_text()),
@@ -291,9 +292,10 @@ pub(crate) fn arb_sample_with_customer_fields() -> impl Strategy<Value = Value> 
         )),
         prop::option::of(arb_text()),
         prop::option::of(arb_text()),
+        select(&["VOICE", "CALLBACK"][..]),
     )
         .prop_map(
-            |(ani, address_from, callbacks, conversation_id, participant_id)| {
+            |(ani, address_from, callbacks, conversation_id, participant_id, media)| {
                 let mut value = start_sample().clone();
                 let body = value
                     .pointer_mut("/detail/eventBody")
@@ -309,6 +311,8 @@ pub(crate) fn arb_sample_with_customer_fields() -> impl Strategy<Value = Value> 
                 set("callbackNumbers", callbacks.map(Value::Array));
                 set("conversationId", conversation_id.map(Value::String));
                 set("participantId", participant_id.map(Value::String));
+                // The sample is a chat, which has no number to look up by (domain::party).
+                set("mediaType", Some(Value::String(media.to_owned())));
                 value
             },
         )

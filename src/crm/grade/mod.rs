@@ -81,9 +81,11 @@ pub fn grade_exact_text(kind: KeyKind, key: &str, stored: &str) -> Option<MatchQ
 pub fn grade(key: &CustomerKey, stored: &str, region: country::Id) -> Option<MatchQuality> {
     match key {
         CustomerKey::Phone(number) => grade_phone(number, stored, region),
-        CustomerKey::Email(v) | CustomerKey::CustomerId(v) | CustomerKey::ExternalContactId(v) => {
-            grade_exact_text(key.kind(), v, stored)
-        }
+        // A messaging id is `exact` only on exact (trimmed) equality, like an id.
+        CustomerKey::Email(v)
+        | CustomerKey::CustomerId(v)
+        | CustomerKey::ExternalContactId(v)
+        | CustomerKey::MessagingId(v) => grade_exact_text(key.kind(), v, stored),
     }
 }
 

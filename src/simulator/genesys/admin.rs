@@ -16,6 +16,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{json, Value};
 
 use super::state::{FaultSettings, Shared};
+use super::unsettled::{Unsettled, UnsettledPatch};
 use super::{sanitize_rate, Fault, NewConversation, Op, SimStats};
 use crate::simulator::lock;
 
@@ -38,6 +39,10 @@ pub(super) fn admin_routes() -> Router<Arc<Shared>> {
         .route("/faults", post(admin_push_fault))
         .route("/config", get(admin_get_config).patch(admin_patch_config))
         .route("/tokens/revoke", post(admin_revoke_tokens))
+        .route(
+            "/unsettled",
+            get(admin_get_unsettled).patch(admin_patch_unsettled),
+        )
 }
 
 pub(super) fn admin_error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -200,4 +205,20 @@ pub(super) async fn admin_patch_config(State(sim): State<Arc<Shared>>, body: Byt
 pub(super) async fn admin_revoke_tokens(State(sim): State<Arc<Shared>>) -> StatusCode {
     lock(&sim.tokens).clear();
     StatusCode::NO_CONTENT
+}
+
+pub(super) async fn admin_get_unsettled(State(sim): State<Arc<Shared>>) -> Json<Unsettled> {
+    Json(*lock(&sim.unsettled))
+}
+
+/// Only the switches named change.
+pub(super) async fn admin_patch_unsettled(State(sim): State<Arc<Shared>>, body: Bytes) -> Response {
+    match parse_admin_body::<UnsettledPatch>(&body) {
+        Ok(patch) => {
+            let mut unsettled = lock(&sim.unsettled);
+            unsettled.apply(patch);
+            Json(*unsettled).into_response()
+        }
+        Err(error) => admin_bad_request(error),
+    }
 }

@@ -98,8 +98,12 @@ impl ApiError {
                 "The request could not be understood by the server due to malformed syntax.",
             ),
             StatusCode::UNAUTHORIZED => return Self::bad_credentials(),
+            // The 403 codes of these operations are `missing.permissions`, `not.authorized` and
+            // `missing.any.permissions` (SW18 `x-inin-error-codes`); this message is
+            // `not.authorized`'s (`missing.permissions` reads "Unable to perform the requested action. You
+            // are missing the following permission(s): %s", and needs the permission named).
             StatusCode::FORBIDDEN => (
-                "missing.permissions",
+                "not.authorized",
                 "You are not authorized to perform the requested action.",
             ),
             StatusCode::NOT_FOUND => ("not.found", "The requested resource was not found."),

@@ -8,12 +8,13 @@
 //! Files: this one holds the configuration, the public types and the [`GenesysSim`] handle;
 //! `state`, `errors` (Genesys' error bodies), `platform` (login host and Platform API), `views`
 //! (the conversation as Genesys serialises it), `admin` (`/sim/...`), `events` (event builders),
-//! `ipranges` (the published address ranges, switchable to fail or change).
+//! `ipranges` (the published address ranges, switchable to fail or change), `unsettled` (switches
+//! for what no public source settles: a PATCH after the end, the token error body, `{}`).
 //!
 //! One router serves both hosts; clients point their login and API base URLs at the same
 //! address. Behaviour follows `shared/reference/genesys-api.md`; where the real API is
 //! undocumented the simulator takes the documented working assumption (PATCH upserts keys) and
-//! says so next to the code.
+//! says so next to the code, or, where no assumption is safe, offers both behaviours as a switch.
 //!
 //! Every Platform API request goes through the same gate, in this order: count the call, add
 //! the configured latency, consume one scripted fault, roll the random error rate, check the
@@ -40,12 +41,14 @@ mod platform;
 mod state;
 #[cfg(test)]
 mod tests;
+mod unsettled;
 mod views;
 
-pub use events::eventbridge_customer_start;
+pub use events::{eventbridge_customer_start, eventbridge_envelope};
 use platform::app;
 pub use state::PublishedRange;
 use state::Shared;
+pub use unsettled::{EmptyPatch, EndedPatch, TokenErrors, Unsettled};
 
 /// Genesys reports rate limits per minute; a fixed window per token is close enough for a
 /// client that only has to honour `Retry-After`.
@@ -224,11 +227,54 @@ impl MediaType {
     }
 }
 
+/// Who started the conversation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    #[default]
+    Inbound,
+    Outbound,
+}
+
+impl Direction {
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+}
+
+/// The purpose of the customer's participant: `customer`, or `external` (as an agent-dialed
+/// remote party may be; unverified which).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RemotePurpose {
+    #[default]
+    Customer,
+    External,
+}
+
 /// Body of `POST /sim/conversations` and argument of [`GenesysSim::create_conversation`].
+///
+/// Give `customer` (the customer's number, email address or messaging platform id) and `org`
+/// (the org's number or address), and the simulator fills `ani`/`dnis` (and the event's
+/// `addressFrom`/`addressTo`) as the platform does: the initiating side first, so on an outbound
+/// conversation `ani` is the org's (see `domain::party` for the sources). `ani`/`dnis` set
+/// directly are kept as given (the older form: an inbound call).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct NewConversation {
     pub media_type: MediaType,
+    pub direction: Direction,
+    /// A MESSAGE's platform (`sms`, `whatsapp`, `facebook`, ...), as the message's `type`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
+    pub customer_purpose: RemotePurpose,
     /// Caller address as Genesys reports it, e.g. `tel:+13175550125`; omitted when `None`
     /// (a withheld number).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -320,8 +366,18 @@ impl GenesysSim {
         self.shared.create_conversation(spec)
     }
 
-    /// Sets `endTime` on the conversation and its participants; later PATCHes get 404. Returns
-    /// whether the conversation exists; ending it again keeps the first end time.
+    /// The body of the `customer.start` event Genesys would send for the conversation, with
+    /// `direction`, `mediaType`, `messageType`, `ani`, `dnis`, `addressFrom`, `addressTo` and
+    /// `callbackNumbers` filled as the platform fills them; `None` for an unknown id.
+    pub fn customer_start_body(&self, conversation_id: &str) -> Option<serde_json::Value> {
+        lock(&self.shared.conversations)
+            .get(conversation_id)
+            .map(events::customer_start_body)
+    }
+
+    /// Sets `endTime` on the conversation and its participants; later PATCHes get 404, or 202
+    /// and are not kept (`Unsettled::ended_patch`). Returns whether the conversation exists;
+    /// ending it again keeps the first end time.
     pub fn end_conversation(&self, conversation_id: &str) -> bool {
         self.shared.end_conversation(conversation_id)
     }
@@ -386,6 +442,15 @@ impl GenesysSim {
 
     pub fn set_rate_limit(&self, per_minute: Option<u32>) {
         lock(&self.shared.faults).rate_limit_per_minute = per_minute;
+    }
+
+    /// Sets the switches for behaviour no public source settles (see `unsettled`).
+    pub fn set_unsettled(&self, unsettled: Unsettled) {
+        *lock(&self.shared.unsettled) = unsettled;
+    }
+
+    pub fn unsettled(&self) -> Unsettled {
+        *lock(&self.shared.unsettled)
     }
 
     /// The org-wide cap over every token (see [`GenesysSimConfig::org_rate_limit_per_minute`]).

@@ -19,6 +19,7 @@ use super::admin::admin_routes;
 use super::errors::{require_content_type, ApiError, ErrorDetail};
 use super::ipranges;
 use super::state::{bump, Shared};
+use super::unsettled::{EmptyPatch, EndedPatch, TokenErrors};
 use super::views::ConversationView;
 use super::{Op, CORRELATION_ID, FORM_CONTENT_TYPE, JSON_CONTENT_TYPE};
 use crate::simulator::lock;
@@ -64,17 +65,31 @@ pub(super) async fn issue_token(
     State(sim): State<Arc<Shared>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<TokenResponse>, ApiError> {
+) -> Result<Json<TokenResponse>, Response> {
     bump(sim.counters.calls(Op::Token));
-    sim.apply_scripted_fault(Op::Token).await?;
-    sim.check_client_credentials(&headers)?;
-    require_content_type(&headers, FORM_CONTENT_TYPE)?;
+    sim.apply_scripted_fault(Op::Token)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let style = lock(&sim.unsettled).token_errors;
+    let refuse = |error: ApiError, oauth_code: &str| match style {
+        TokenErrors::Platform => error.into_response(),
+        // RFC 6749 section 5.2's error response.
+        TokenErrors::Oauth => (
+            error.status,
+            Json(serde_json::json!({"error": oauth_code, "error_description": error.message})),
+        )
+            .into_response(),
+    };
+    sim.check_client_credentials(&headers)
+        .map_err(|e| refuse(e, "invalid_client"))?;
+    require_content_type(&headers, FORM_CONTENT_TYPE).map_err(|e| refuse(e, "invalid_request"))?;
     let grant_type = url::form_urlencoded::parse(&body)
         .find(|(key, _)| key == "grant_type")
         .map(|(_, value)| value);
     if grant_type.as_deref() != Some("client_credentials") {
-        return Err(ApiError::bad_request(
-            "Invalid grant_type; this client supports client_credentials.",
+        return Err(refuse(
+            ApiError::bad_request("Invalid grant_type; this client supports client_credentials."),
+            "unsupported_grant_type",
         ));
     }
     Ok(Json(TokenResponse {
@@ -107,12 +122,26 @@ pub(super) async fn patch_attributes(
     require_content_type(&headers, JSON_CONTENT_TYPE)?;
     // The body is validated before the conversation is looked up, as a framework that
     // deserializes the request before calling the service would.
-    let attributes = parse_attributes_body(&body)?;
+    let unsettled = *lock(&sim.unsettled);
+    let attributes = match parse_attributes_body(&body) {
+        Err(_) if unsettled.empty_patch == EmptyPatch::Accepted && is_empty_object(&body) => {
+            return Ok(StatusCode::ACCEPTED);
+        }
+        other => other?,
+    };
     let mut conversations = lock(&sim.conversations);
-    let participant = conversations
+    let conversation = conversations
         .get_mut(&conversation_id)
-        .filter(|conversation| conversation.end_time.is_none())
-        .and_then(|conversation| conversation.participant_mut(&participant_id))
+        .ok_or_else(ApiError::not_found)?;
+    if conversation.end_time.is_some() {
+        return match unsettled.ended_patch {
+            EndedPatch::NotFound => Err(ApiError::not_found()),
+            // Accepted, and not kept: analytics "does not save" it.
+            EndedPatch::AcceptedNotKept => Ok(StatusCode::ACCEPTED),
+        };
+    }
+    let participant = conversation
+        .participant_mut(&participant_id)
         .ok_or_else(ApiError::not_found)?;
     // Upsert: merge semantics are undocumented; this is the working assumption of the
     // reference (official samples send only the keys they set).
@@ -120,6 +149,11 @@ pub(super) async fn patch_attributes(
     participant.patches.push(attributes);
     bump(&sim.counters.patches_accepted);
     Ok(StatusCode::ACCEPTED)
+}
+
+/// `{}`: a body with no `attributes` map at all.
+fn is_empty_object(body: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(body).is_ok_and(|v| v.as_object().is_some_and(|o| o.is_empty()))
 }
 
 /// `ParticipantAttributes`: `{"attributes": {string: string}}`. All non-string values are

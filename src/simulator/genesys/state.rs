@@ -16,9 +16,10 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::errors::ApiError;
+use super::unsettled::Unsettled;
 use super::{
-    sanitize_rate, CreatedConversation, Fault, GenesysSimConfig, MediaType, NewConversation, Op,
-    SimStats, RATE_LIMIT_WINDOW,
+    sanitize_rate, CreatedConversation, Direction, Fault, GenesysSimConfig, MediaType,
+    NewConversation, Op, RemotePurpose, SimStats, RATE_LIMIT_WINDOW,
 };
 use crate::simulator::{bearer_token, lock};
 
@@ -82,6 +83,7 @@ pub(super) struct Shared {
     pub(super) faults: Mutex<FaultSettings>,
     pub(super) counters: Counters,
     pub(super) ip_ranges: Mutex<IpRanges>,
+    pub(super) unsettled: Mutex<Unsettled>,
 }
 
 pub(super) struct IssuedToken {
@@ -171,6 +173,11 @@ impl RateWindow {
 pub(super) struct Conversation {
     pub(super) id: String,
     pub(super) media_type: MediaType,
+    pub(super) direction: Direction,
+    pub(super) message_type: Option<String>,
+    /// The customer's own address and the org's, as given.
+    pub(super) customer: Option<String>,
+    pub(super) org: Option<String>,
     pub(super) start_time: DateTime<Utc>,
     pub(super) end_time: Option<DateTime<Utc>>,
     pub(super) address: Option<String>,
@@ -212,22 +219,39 @@ impl Shared {
             }),
             counters: Counters::default(),
             ip_ranges: Mutex::new(IpRanges::default()),
+            unsettled: Mutex::new(Unsettled::default()),
         }
     }
 
     pub(super) fn create_conversation(&self, spec: NewConversation) -> CreatedConversation {
         let now = Utc::now();
         let media_type = spec.media_type;
+        // `ani` is the initiating side, `dnis` the receiving one: on an outbound conversation the
+        // org's number comes first. Without `customer`/`org`, `ani`/`dnis` are kept as given.
+        let given = spec.customer.is_some() || spec.org.is_some();
+        let (ani, dnis) = match (given, spec.direction) {
+            (false, _) => (spec.ani.clone(), spec.dnis.clone()),
+            (true, Direction::Inbound) => (spec.customer.clone(), spec.org.clone()),
+            (true, Direction::Outbound) => (spec.org.clone(), spec.customer.clone()),
+        };
+        let (customer_address, org_address) = if given {
+            (spec.customer.clone(), spec.org.clone())
+        } else {
+            (spec.ani.clone(), spec.dnis.clone())
+        };
         let customer = Participant {
             id: Uuid::new_v4().to_string(),
-            purpose: "customer",
+            purpose: match spec.customer_purpose {
+                RemotePurpose::Customer => "customer",
+                RemotePurpose::External => "external",
+            },
             // The participantType vocabulary is undocumented; these are the values seen in the
             // wild. Clients must identify the customer by `purpose`.
             participant_type: "External",
             name: None,
-            address: spec.ani.clone(),
-            ani: spec.ani.clone(),
-            dnis: spec.dnis.clone(),
+            address: customer_address.clone(),
+            ani: ani.clone(),
+            dnis: dnis.clone(),
             external_contact_id: spec.external_contact_id,
             start_time: now,
             end_time: None,
@@ -235,14 +259,19 @@ impl Shared {
             attributes: spec.attributes,
             patches: Vec::new(),
         };
+        // An outbound conversation is placed by an agent (or a campaign), not answered by a flow.
+        let (flow_purpose, flow_name) = match spec.direction {
+            Direction::Inbound => (media_type.flow_purpose(), media_type.flow_name()),
+            Direction::Outbound => ("agent", "Agent"),
+        };
         let flow = Participant {
             id: Uuid::new_v4().to_string(),
-            purpose: media_type.flow_purpose(),
+            purpose: flow_purpose,
             participant_type: "Internal",
-            name: Some(media_type.flow_name().to_owned()),
-            address: spec.dnis.clone(),
-            ani: spec.ani,
-            dnis: spec.dnis.clone(),
+            name: Some(flow_name.to_owned()),
+            address: org_address.clone(),
+            ani,
+            dnis,
             external_contact_id: None,
             start_time: now,
             end_time: None,
@@ -258,10 +287,15 @@ impl Shared {
         let conversation = Conversation {
             id: created.conversation_id.clone(),
             media_type,
+            direction: spec.direction,
+            message_type: spec.message_type,
+            customer: customer_address,
+            org: org_address.clone(),
             start_time: now,
             end_time: None,
-            // "For phone calls this will be the DNIS for inbound calls".
-            address: spec.dnis,
+            // "The DNIS for inbound calls and the ANI for outbound calls": the org's side both
+            // times (Conversation.md).
+            address: org_address,
             participants: vec![customer, flow],
         };
         lock(&self.conversations).insert(conversation.id.clone(), conversation);

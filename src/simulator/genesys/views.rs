@@ -68,6 +68,12 @@ pub(super) struct MediaView<'a> {
     pub(super) id: &'a str,
     pub(super) state: &'static str,
     pub(super) direction: &'static str,
+    /// A message's platform (`sms`, `facebook`, ...).
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub(super) kind: Option<&'a str>,
+    /// A callback's numbers to call the customer back on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) callback_numbers: Option<Vec<&'a str>>,
     pub(super) connected_time: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) disconnected_time: Option<String>,
@@ -84,7 +90,7 @@ impl<'a> From<&'a Conversation> for ConversationView<'a> {
             participants: conversation
                 .participants
                 .iter()
-                .map(|p| ParticipantView::new(p, conversation.media_type))
+                .map(|p| ParticipantView::new(p, conversation))
                 .collect(),
             recording_state: "NONE",
             self_uri: format!("/api/v2/conversations/{}", conversation.id),
@@ -93,7 +99,8 @@ impl<'a> From<&'a Conversation> for ConversationView<'a> {
 }
 
 impl<'a> ParticipantView<'a> {
-    pub(super) fn new(participant: &'a Participant, media_type: MediaType) -> Self {
+    pub(super) fn new(participant: &'a Participant, conversation: &'a Conversation) -> Self {
+        let media_type = conversation.media_type;
         let media = vec![MediaView {
             id: &participant.media_id,
             state: if participant.end_time.is_some() {
@@ -101,7 +108,12 @@ impl<'a> ParticipantView<'a> {
             } else {
                 "connected"
             },
-            direction: "inbound",
+            direction: conversation.direction.as_str(),
+            kind: (media_type == MediaType::Message)
+                .then_some(conversation.message_type.as_deref())
+                .flatten(),
+            callback_numbers: (media_type == MediaType::Callback)
+                .then(|| conversation.customer.as_deref().into_iter().collect()),
             connected_time: timestamp(participant.start_time),
             disconnected_time: participant.end_time.map(timestamp),
             provider: media_type.provider(),
