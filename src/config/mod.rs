@@ -1,6 +1,7 @@
 //! Settings as plain data: the schema of every section with its typed accessors (`schema`,
 //! `auth`; the TLS settings and address lists in `network`; what every CRM source shares in
-//! `crm`, the OAuth client of a CRM adapter in `oauth`), loading and layering (`load`),
+//! `crm`, the OAuth client of a CRM adapter in `oauth`, the SQL adapter's section and query
+//! placeholders in `sql`), loading and layering (`load`),
 //! validation (`validate`), and the redacted view
 //! printed by `check-config`. Every component builds itself from its own section; nothing here
 //! knows the components.
@@ -15,6 +16,7 @@ mod load;
 mod network;
 mod oauth;
 mod schema;
+pub mod sql;
 mod validate;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -24,6 +26,7 @@ pub use crate::merge::Overwrite;
 pub use auth::{AuthGroup, AuthMode, AuthSettings, EndpointAuth};
 pub use crm::{ChainMode, MatchPolicy, MatchSettings, SourceSettings};
 pub use network::{contains, parse_cidr, TlsSettings};
+pub use sql::{SqlBackend, SqlCrmSettings};
 pub use oauth::{AssertionAlgorithm, ClientAuth, OAuthGrant, OAuthSettings};
 pub use schema::{
     CacheSettings, CrmAdapterKind, CrmSettings, FileCrmSettings, GenesysSettings, HttpAuthKind,
