@@ -26,13 +26,13 @@ pub use crate::merge::Overwrite;
 pub use auth::{AuthGroup, AuthMode, AuthSettings, EndpointAuth};
 pub use crm::{ChainMode, MatchPolicy, MatchSettings, SourceSettings};
 pub use network::{contains, parse_cidr, TlsSettings};
-pub use sql::{SqlBackend, SqlCrmSettings};
 pub use oauth::{AssertionAlgorithm, ClientAuth, OAuthGrant, OAuthSettings};
 pub use schema::{
     CacheSettings, CrmAdapterKind, CrmSettings, FileCrmSettings, GenesysSettings, HttpAuthKind,
     HttpCrmSettings, LogFormat, LookupSettings, MergeSettings, PhoneSettings, QueueBackend,
     QueueSettings, ServerSettings, TelemetrySettings, DEFAULT_CUSTOMER_FILE, SAMPLE_CUSTOMERS,
 };
+pub use sql::{SqlBackend, SqlCrmSettings};
 
 /// A problem with the configuration, naming the key at fault.
 #[derive(Debug, thiserror::Error)]

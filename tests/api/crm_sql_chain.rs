@@ -37,20 +37,27 @@ async fn the_sql_cache_answers_first_and_the_crm_only_for_callers_it_does_not_kn
         "id": "SF-8", "firstName": "Ada in the CRM", "phone": "+13175550125"
     })));
 
-    let post = |ani: &str| app.post_lookup(&json!({ "ani": ani }));
-    let cached = json_body(post("tel:+13175550125").await).await;
+    let shared = &app;
+    let post = move |ani: &'static str| async move {
+        json_body(shared.post_lookup(&json!({ "ani": ani })).await).await
+    };
+    let cached = post("tel:+13175550125").await;
     assert_eq!(cached["found"], "true", "{cached}");
     assert_eq!(cached["name"], "Ada from the cache");
     assert_eq!(cached["recordId"], "CACHE-1");
-    assert_eq!(app.crm.requests(), 0, "the table knew the caller: no CRM call");
+    assert_eq!(
+        app.crm.requests(),
+        0,
+        "the table knew the caller: no CRM call"
+    );
 
-    let from_crm = json_body(post("tel:+13125550111").await).await;
+    let from_crm = post("tel:+13125550111").await;
     assert_eq!(from_crm["found"], "true", "{from_crm}");
     assert_eq!(from_crm["firstName"], "Grace");
     assert_eq!(from_crm["recordId"], "SF-7");
     assert_eq!(app.crm.requests(), 1, "the CRM was asked once, for Grace");
 
-    let nobody = json_body(post("tel:+13125550999").await).await;
+    let nobody = post("tel:+13125550999").await;
     assert_eq!(nobody["found"], "false", "{nobody}");
     assert_eq!(nobody["reason"], "not_found");
 
@@ -91,7 +98,13 @@ async fn merge_fills_the_cache_rows_gaps_from_the_crm() {
         "id": "SF-8", "name": "Ada in the CRM", "tier": "platinum", "phone": "+13175550125"
     })));
     let answer = json_body(app.post_lookup(&json!({"ani": "tel:+13175550125"})).await).await;
-    assert_eq!(answer["name"], "Ada from the cache", "the cache wins: {answer}");
-    assert_eq!(answer["tier"], "platinum", "its NULL tier is filled from the CRM");
+    assert_eq!(
+        answer["name"], "Ada from the cache",
+        "the cache wins: {answer}"
+    );
+    assert_eq!(
+        answer["tier"], "platinum",
+        "its NULL tier is filled from the CRM"
+    );
     assert_eq!(answer["recordId"], "CACHE-1");
 }

@@ -82,8 +82,7 @@ impl Table {
                     "ATTRSYNC_TEST_DATABASE_URL",
                     "postgres://postgres@127.0.0.1:5432/test",
                 );
-                let Ok(Ok(pool)) =
-                    tokio::time::timeout(wait, sqlx::PgPool::connect(&url)).await
+                let Ok(Ok(pool)) = tokio::time::timeout(wait, sqlx::PgPool::connect(&url)).await
                 else {
                     skipped(&url);
                     return None;
@@ -92,10 +91,18 @@ impl Table {
                 pool.execute(format!("CREATE SCHEMA {schema}").as_str())
                     .await
                     .ok()?;
-                (url, format!("{schema}.customers"), Admin::Postgres(pool), None)
+                (
+                    url,
+                    format!("{schema}.customers"),
+                    Admin::Postgres(pool),
+                    None,
+                )
             }
             Backend::MariaDb => {
-                let url = env_or("ATTRSYNC_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test");
+                let url = env_or(
+                    "ATTRSYNC_TEST_MYSQL_URL",
+                    "mysql://root@127.0.0.1:3306/test",
+                );
                 let options = sqlx::mysql::MySqlConnectOptions::from_str(&url).ok()?;
                 let Ok(Ok(pool)) =
                     tokio::time::timeout(wait, sqlx::MySqlPool::connect_with(options)).await

@@ -67,8 +67,18 @@ fn positional_parameters_and_unclosed_quotes_are_refused() {
         scan("SELECT * FROM c WHERE e = @e", SqlBackend::Sqlite),
         Err(ScanError::Positional)
     );
-    assert!(names("SELECT doc ? 'k' FROM c WHERE e = :email", SqlBackend::Postgres) == ["email"]);
-    for q in ["SELECT 'open", "SELECT \"open", "SELECT /* open", "SELECT $a$ open"] {
+    assert!(
+        names(
+            "SELECT doc ? 'k' FROM c WHERE e = :email",
+            SqlBackend::Postgres
+        ) == ["email"]
+    );
+    for q in [
+        "SELECT 'open",
+        "SELECT \"open",
+        "SELECT /* open",
+        "SELECT $a$ open",
+    ] {
         assert_eq!(
             scan(q, SqlBackend::Postgres),
             Err(ScanError::Unterminated),
@@ -84,7 +94,10 @@ fn each_key_kind_has_its_own_placeholders() {
     let phone = placeholders_of(KeyKind::Phone);
     assert!(phone.contains(&"phone_e164".to_owned()));
     assert!(phone.contains(&"phone_raw".to_owned()));
-    assert_eq!(notation_of("phone_national_digits"), Some(Notation::NationalDigits));
+    assert_eq!(
+        notation_of("phone_national_digits"),
+        Some(Notation::NationalDigits)
+    );
     assert_eq!(notation_of("phone"), None);
 }
 

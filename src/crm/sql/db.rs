@@ -3,7 +3,8 @@
 //! and `/readyz` says so, while the database is down). Rows come back as JSON objects, column
 //! by column, whatever the column's SQL type.
 //!
-//! Statement timeouts, per backend:
+//! Statement timeouts, per backend (90% of the source's `timeout_ms`, so the server cancels
+//! first):
 //! - PostgreSQL: `statement_timeout` (milliseconds) and `default_transaction_read_only`, sent as
 //!   startup options ("Abort any statement that takes more than the specified amount of time",
 //!   PostgreSQL docs, 19.11 Client Connection Defaults); a timed-out statement fails with
@@ -50,6 +51,7 @@ impl Db {
         let backend = SqlBackend::of_url(url)
             .ok_or_else(|| anyhow::anyhow!("crm.sql.url: not a postgres, mysql or sqlite URL"))?;
         let timeout = settings.common.timeout();
+        let server_ms = server_timeout_ms(timeout);
         // Shorter than the attempt, so a database that refuses connections fails the attempt
         // as `Connect` (sqlx retries a refused connect until this runs out) rather than as
         // the attempt's `Timeout`.
@@ -64,16 +66,15 @@ impl Db {
                     .map_err(bad_url)?
                     .application_name("attrsync")
                     .options([
-                        ("statement_timeout", timeout.as_millis().to_string()),
+                        ("statement_timeout", server_ms.to_string()),
                         ("default_transaction_read_only", "on".to_owned()),
                     ]);
                 Db::Postgres(pool::<Postgres>(settings, acquire).connect_lazy_with(options))
             }
             SqlBackend::MySql => {
                 let options = MySqlConnectOptions::from_str(url).map_err(bad_url)?;
-                let millis = timeout.as_millis() as u64;
                 let pool = pool::<MySql>(settings, acquire)
-                    .after_connect(move |conn, _| Box::pin(mysql_session(conn, millis)));
+                    .after_connect(move |conn, _| Box::pin(mysql_session(conn, server_ms)));
                 Db::MySql(pool.connect_lazy_with(options))
             }
             SqlBackend::Sqlite => {
@@ -155,6 +156,12 @@ async fn mysql_session(conn: &mut sqlx::MySqlConnection, millis: u64) -> Result<
     conn.execute(limit.as_str()).await?;
     conn.execute("SET SESSION TRANSACTION READ ONLY").await?;
     Ok(())
+}
+
+/// The server's statement timeout: 90% of the attempt's, so the server cancels a slow
+/// statement (and the connection stays in a known state) before attrsync stops waiting.
+pub fn server_timeout_ms(attempt: Duration) -> u64 {
+    (attempt.as_millis() as u64 * 9 / 10).max(1)
 }
 
 fn pool<DB: sqlx::Database>(settings: &SqlCrmSettings, acquire: Duration) -> PoolOptions<DB> {

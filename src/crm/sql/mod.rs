@@ -140,7 +140,8 @@ impl SqlCrm {
                 _ => None,
             })
         };
-        let record_type = text(&self.record_type_column).unwrap_or_else(|| self.record_type.clone());
+        let record_type =
+            text(&self.record_type_column).unwrap_or_else(|| self.record_type.clone());
         let record_id = text(&self.record_id_column).unwrap_or_default();
         let last_modified = column(&self.last_modified_column).and_then(last_modified_of);
         let fields = if self.fields.is_empty() {

@@ -118,21 +118,36 @@ mod tests {
         assert_eq!(binds[1].as_deref(), Some("(317) 555-0125"));
         assert_eq!(
             binds[2].as_deref(),
-            Some(CallerNumber::parse("tel:+1-317-555-0125", country::Id::US)
-                .unwrap()
-                .raw())
+            Some(
+                CallerNumber::parse("tel:+1-317-555-0125", country::Id::US)
+                    .unwrap()
+                    .raw()
+            )
         );
     }
 
     #[test]
     fn injection_classics_are_bound_values_and_never_sql_text() {
         let p = Prepared::new("SELECT * FROM c WHERE e = :email", SqlBackend::MySql).unwrap();
-        for classic in ["'", "\\", "}", "' OR 1=1 --", "--", "%", "*", "'; DROP TABLE c; --"] {
+        for classic in [
+            "'",
+            "\\",
+            "}",
+            "' OR 1=1 --",
+            "--",
+            "%",
+            "*",
+            "'; DROP TABLE c; --",
+        ] {
             let key = CustomerKey::Email(classic.to_owned());
             assert_eq!(p.sql, "SELECT * FROM c WHERE e = ?");
             assert_eq!(p.binds(&key), [Some(classic.trim().to_owned())]);
         }
         let other = CustomerKey::CustomerId("C-1".to_owned());
-        assert_eq!(p.binds(&other), [None], "another kind's placeholder is NULL");
+        assert_eq!(
+            p.binds(&other),
+            [None],
+            "another kind's placeholder is NULL"
+        );
     }
 }
