@@ -122,3 +122,58 @@ fn the_backend_is_the_urls_scheme() {
     assert_eq!(SqlBackend::of_url("oracle://h"), None);
     assert_eq!(SqlBackend::of_url(""), None);
 }
+
+fn load_sql(pairs: &[(&str, &str)]) -> Result<crate::config::Settings, ConfigError> {
+    let mut all = vec![
+        ("ATTRSYNC_CRM__ADAPTER", "sql"),
+        ("ATTRSYNC_CRM__SQL__URL", "sqlite://customers.db"),
+    ];
+    all.extend_from_slice(pairs);
+    super::super::load::tests::load(&all)
+}
+
+fn error_of(pairs: &[(&str, &str)]) -> String {
+    load_sql(pairs).unwrap_err().to_string()
+}
+
+#[test]
+fn a_valid_sql_section_loads_and_its_url_is_redacted() {
+    let s = load_sql(&[(
+        "ATTRSYNC_CRM__SQL__QUERIES__PHONE",
+        "SELECT * FROM c WHERE phone IN (:phone_e164, :phone_raw)",
+    )])
+    .unwrap();
+    assert_eq!(s.crm.sql.backend(), Some(SqlBackend::Sqlite));
+    assert!(!s.redacted_toml().contains("customers.db"));
+}
+
+#[test]
+fn sql_errors_name_the_key_at_fault() {
+    let phone = "ATTRSYNC_CRM__SQL__QUERIES__PHONE";
+    let err = error_of(&[("ATTRSYNC_CRM__SQL__URL", "oracle://db")]);
+    assert!(err.contains("crm.sql.url"), "{err}");
+    let err = error_of(&[]);
+    assert!(err.contains("crm.sql.queries"), "{err}");
+    let err = error_of(&[(phone, "SELECT * FROM c WHERE phone = :email")]);
+    assert!(
+        err.contains("crm.sql.queries.phone") && err.contains(":email"),
+        "{err}"
+    );
+    let err = error_of(&[(phone, "SELECT * FROM c")]);
+    assert!(
+        err.contains("crm.sql.queries.phone") && err.contains("every row"),
+        "{err}"
+    );
+    let err = error_of(&[(phone, "SELECT * FROM c WHERE phone = ?")]);
+    assert!(err.contains("crm.sql.queries.phone"), "{err}");
+    let err = error_of(&[
+        (phone, "SELECT * FROM c WHERE phone = :phone_e164"),
+        ("ATTRSYNC_CRM__SQL__PHONE_COLUMNS", ""),
+    ]);
+    assert!(err.contains("crm.sql.phone_columns"), "{err}");
+    let err = error_of(&[
+        (phone, "SELECT * FROM c WHERE phone = :phone_e164"),
+        ("ATTRSYNC_CRM__SQL__MAX_CONNECTIONS", "0"),
+    ]);
+    assert!(err.contains("crm.sql.max_connections"), "{err}");
+}
