@@ -51,6 +51,11 @@ pub struct Row<'a> {
     pub updated_at: &'a str,
 }
 
+/// The test's own pool: two connections (the servers are shared by parallel tests).
+fn small<DB: sqlx::Database>() -> sqlx::pool::PoolOptions<DB> {
+    sqlx::pool::PoolOptions::new().max_connections(2)
+}
+
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name)
         .ok()
@@ -82,7 +87,8 @@ impl Table {
                     "ATTRSYNC_TEST_DATABASE_URL",
                     "postgres://postgres@127.0.0.1:5432/test",
                 );
-                let Ok(Ok(pool)) = tokio::time::timeout(wait, sqlx::PgPool::connect(&url)).await
+                let Ok(Ok(pool)) =
+                    tokio::time::timeout(wait, small::<sqlx::Postgres>().connect(&url)).await
                 else {
                     skipped(&url);
                     return None;
@@ -105,7 +111,7 @@ impl Table {
                 );
                 let options = sqlx::mysql::MySqlConnectOptions::from_str(&url).ok()?;
                 let Ok(Ok(pool)) =
-                    tokio::time::timeout(wait, sqlx::MySqlPool::connect_with(options)).await
+                    tokio::time::timeout(wait, small::<sqlx::MySql>().connect_with(options)).await
                 else {
                     skipped(&url);
                     return None;
