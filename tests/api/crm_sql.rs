@@ -195,6 +195,7 @@ async fn injection_classics_through_every_key_kind_find_nothing_and_change_nothi
         };
         table.insert(&[ada(), quoted]).await;
         let crm = adapter(&table, |_| {});
+        let mut phone_keys = 0;
         for classic in CLASSICS {
             let mut keys = vec![
                 CustomerKey::Email(classic.to_owned()),
@@ -205,7 +206,9 @@ async fn injection_classics_through_every_key_kind_find_nothing_and_change_nothi
             ];
             // A phone key carries the classic in its raw text (and so in :phone_raw).
             if let Some(n) = CallerNumber::parse(&format!("+1317555{classic}"), country::Id::US) {
+                assert!(n.raw().contains(classic.trim()), "{classic}: {}", n.raw());
                 keys.push(CustomerKey::Phone(n));
+                phone_keys += 1;
             }
             for key in keys {
                 let found = crm
@@ -215,6 +218,10 @@ async fn injection_classics_through_every_key_kind_find_nothing_and_change_nothi
                 assert!(found.is_empty(), "{backend:?} {key:?} found {found:?}");
             }
         }
+        assert!(
+            phone_keys >= 5,
+            "{backend:?}: only {phone_keys} classics made a phone key"
+        );
         // Values with quotes and backslashes are found exactly.
         for key in [
             CustomerKey::Email("O'Brien@example.com".into()),
