@@ -1,6 +1,7 @@
 //! Settings as plain data: the schema of every section with its typed accessors (`schema`,
 //! `auth`; the TLS settings and address lists in `network`; what every CRM source shares in
-//! `crm`, the OAuth client of a CRM adapter in `oauth`), loading and layering (`load`),
+//! `crm`, the OAuth client of a CRM adapter in `oauth`, the SQL adapter's section and query
+//! placeholders in `sql`), loading and layering (`load`),
 //! validation (`validate`), and the redacted view
 //! printed by `check-config`. Every component builds itself from its own section; nothing here
 //! knows the components.
@@ -15,6 +16,7 @@ mod load;
 mod network;
 mod oauth;
 mod schema;
+pub mod sql;
 mod validate;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -30,6 +32,7 @@ pub use schema::{
     HttpCrmSettings, LogFormat, LookupSettings, MergeSettings, PhoneSettings, QueueBackend,
     QueueSettings, ServerSettings, TelemetrySettings, DEFAULT_CUSTOMER_FILE, SAMPLE_CUSTOMERS,
 };
+pub use sql::{SqlBackend, SqlCrmSettings};
 
 /// A problem with the configuration, naming the key at fault.
 #[derive(Debug, thiserror::Error)]

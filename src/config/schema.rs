@@ -12,6 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::crm::{ChainMode, MatchPolicy, MatchSettings, SourceSettings};
 use super::network::TlsSettings;
+use super::sql::SqlCrmSettings;
 use super::{invalid, redacted, ConfigError};
 use crate::domain::{KeyKind, MatchQuality};
 use crate::genesys::region::region_domain;
@@ -183,16 +184,22 @@ impl GenesysSettings {
 pub enum CrmAdapterKind {
     File,
     Http,
+    Sql,
 }
 
 impl CrmAdapterKind {
-    pub const ALL: [CrmAdapterKind; 2] = [CrmAdapterKind::File, CrmAdapterKind::Http];
+    pub const ALL: [CrmAdapterKind; 3] = [
+        CrmAdapterKind::File,
+        CrmAdapterKind::Http,
+        CrmAdapterKind::Sql,
+    ];
 
     /// The name in configuration, in `[crm.<name>]` and in the `source` metric label.
     pub fn as_str(self) -> &'static str {
         match self {
             CrmAdapterKind::File => "file",
             CrmAdapterKind::Http => "http",
+            CrmAdapterKind::Sql => "sql",
         }
     }
 }
@@ -212,6 +219,7 @@ pub struct CrmSettings {
     pub max_candidate_ids: usize,
     pub file: FileCrmSettings,
     pub http: HttpCrmSettings,
+    pub sql: SqlCrmSettings,
 }
 
 impl CrmSettings {
@@ -229,6 +237,7 @@ impl CrmSettings {
         match kind {
             CrmAdapterKind::File => &self.file.common,
             CrmAdapterKind::Http => &self.http.common,
+            CrmAdapterKind::Sql => &self.sql.common,
         }
     }
 

@@ -165,6 +165,7 @@ impl Settings {
                     }
                 }
                 CrmAdapterKind::Http => self.validate_http_crm()?,
+                CrmAdapterKind::Sql => self.crm.sql.validate()?,
             }
         }
         if self.crm.match_policy == MatchPolicy::Priority

@@ -24,6 +24,7 @@ pub mod policy;
 pub mod salesforce;
 pub mod servicenow;
 pub mod source;
+pub mod sql;
 pub mod upstream;
 pub mod vendor;
 pub mod zendesk;
@@ -176,6 +177,7 @@ pub fn adapter(kind: CrmAdapterKind, settings: &Settings) -> anyhow::Result<Arc<
     Ok(match kind {
         CrmAdapterKind::File => Arc::new(file::FileCrm::from_settings(&settings.crm.file, region)?),
         CrmAdapterKind::Http => Arc::new(http::HttpCrm::from_settings(&settings.crm.http, region)?),
+        CrmAdapterKind::Sql => Arc::new(sql::SqlCrm::from_settings(&settings.crm.sql, region)?),
     })
 }
 
