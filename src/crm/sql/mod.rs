@@ -113,7 +113,9 @@ impl SqlCrm {
         let graded_on: &[String] = match key {
             CustomerKey::Phone(_) => &self.phone_columns,
             CustomerKey::Email(_) => &self.email_columns,
-            CustomerKey::CustomerId(_) | CustomerKey::ExternalContactId(_) => &[],
+            CustomerKey::CustomerId(_)
+            | CustomerKey::ExternalContactId(_)
+            | CustomerKey::MessagingId(_) => &[],
         };
         let returned = rows.len();
         let kept: Vec<Candidate> = rows

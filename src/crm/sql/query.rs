@@ -58,6 +58,7 @@ pub fn value_of(key: &CustomerKey, name: &str) -> Option<String> {
         CustomerKey::ExternalContactId(v) if name == "external_contact_id" => {
             Some(v.trim().to_owned())
         }
+        CustomerKey::MessagingId(v) if name == "messaging_id" => Some(v.trim().to_owned()),
         _ => None,
     }
 }
