@@ -158,6 +158,7 @@ impl Settings {
                     }
                 }
                 CrmAdapterKind::Http => self.validate_http_crm()?,
+                CrmAdapterKind::Salesforce => self.crm.salesforce.validate()?,
             }
         }
         if self.crm.match_policy == MatchPolicy::Priority
