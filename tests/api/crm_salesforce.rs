@@ -372,3 +372,29 @@ async fn a_refused_client_secret_is_an_auth_error_naming_the_oauth_code() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn the_jwt_bearer_flow_gets_a_token_for_the_pre_authorised_user() {
+    const KEY: &str = include_str!("../fixtures/keys/test-only-rsa-a.key.pem");
+    const CERT: &str = include_str!("../fixtures/keys/test-only-rsa-a.cert.pem");
+    let mut config = SalesforceSimConfig::default();
+    config.auth.jwt_certificate = Some(
+        attrsync::simulator::dynamics::cert::Certificate::from_pem(CERT).expect("the certificate"),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim = SalesforceSim::start(config, listener).await.unwrap();
+    for (object, fields) in SalesforceSim::sample_records() {
+        sim.insert(object, fields).unwrap();
+    }
+    let app = app_with(&sim, |s| {
+        let oauth = &mut s.crm.salesforce.oauth;
+        oauth.grant = attrsync::config::OAuthGrant::JwtBearer;
+        oauth.client_secret = String::new().into();
+        oauth.private_key = KEY.to_owned().into();
+        oauth.subject = "integration@sim.example".into();
+    })
+    .await;
+    let answer = lookup(&app, by_ani(ADA)).await;
+    assert_eq!(answer["found"], "true", "{answer}");
+    assert_eq!(sim.traffic().count("token"), 1);
+}
