@@ -159,6 +159,7 @@ impl Settings {
                 }
                 CrmAdapterKind::Http => self.validate_http_crm()?,
                 CrmAdapterKind::Salesforce => self.crm.salesforce.validate()?,
+                CrmAdapterKind::Dynamics => self.crm.dynamics.validate()?,
             }
         }
         if self.crm.match_policy == MatchPolicy::Priority

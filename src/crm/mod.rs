@@ -180,6 +180,10 @@ pub fn adapter(kind: CrmAdapterKind, settings: &Settings) -> anyhow::Result<Arc<
             &settings.crm.salesforce,
             region,
         )?),
+        CrmAdapterKind::Dynamics => Arc::new(dynamics::DynamicsCrm::from_settings(
+            &settings.crm.dynamics,
+            region,
+        )?),
     })
 }
 

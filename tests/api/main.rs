@@ -10,6 +10,7 @@ mod stores;
 
 mod auth;
 mod bad_input;
+mod crm_dynamics;
 mod crm_salesforce;
 mod crm_sources;
 mod docs;

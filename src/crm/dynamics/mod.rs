@@ -8,11 +8,13 @@
 //! `config/examples/dynamics.md`; the simulator that checks all of this is
 //! `crate::simulator::dynamics`.
 
+pub mod adapter;
 pub mod entity;
 pub mod error;
 pub mod odata;
 pub mod response;
 
+pub use adapter::DynamicsCrm;
 pub use entity::{EntitySpec, MODIFIED_ON};
 pub use error::{EntraError, EntraToken, ErrorKind, WebApiError};
 pub use odata::{
