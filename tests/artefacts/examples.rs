@@ -19,6 +19,13 @@ const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
         &[("ATTRSYNC_CRM__HTTP__TOKEN", "example-crm-token")],
     ),
     (
+        "dynamics.toml",
+        &[(
+            "ATTRSYNC_CRM__DYNAMICS__OAUTH__CLIENT_SECRET",
+            "example-dynamics-secret",
+        )],
+    ),
+    (
         "salesforce.toml",
         &[(
             "ATTRSYNC_CRM__SALESFORCE__OAUTH__CLIENT_SECRET",
@@ -48,6 +55,7 @@ const SECRETS: &[&str] = &[
     "example-lookup-password",
     "example-crm-token",
     "example-salesforce-secret",
+    "example-dynamics-secret",
 ];
 
 /// `attrsync check-config --config <file>` with exactly `env` (nothing from this process).
