@@ -209,17 +209,22 @@ impl DynamicsCrm {
         columns_of: impl Fn(&Table) -> &[String],
         request_for: impl Fn(&Table) -> Result<WebApiRequest, ODataError>,
     ) -> Result<Vec<Candidate>, CrmError> {
-        let mut found = Vec::new();
+        // The entity sets are asked at once (each query under the source's budget): a lookup
+        // takes one round trip, not one per entity set. Candidates keep the configured order.
+        let mut queries = Vec::new();
         for table in &self.tables {
             let columns = columns_of(table);
             if columns.is_empty() {
                 continue;
             }
             let request = request_for(table).map_err(|e| CrmError::Unavailable(e.to_string()))?;
-            let rows = self.rows(table, &request).await?;
-            found.extend(grade_records(SOURCE, key, rows, columns, self.region));
+            queries.push(async move {
+                let rows = self.rows(table, &request).await?;
+                Ok::<_, CrmError>(grade_records(SOURCE, key, rows, columns, self.region))
+            });
         }
-        Ok(found)
+        let found = futures_util::future::try_join_all(queries).await?;
+        Ok(found.into_iter().flatten().collect())
     }
 
     async fn find_id(&self, id: &str) -> Result<Vec<Candidate>, CrmError> {

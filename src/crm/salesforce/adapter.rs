@@ -301,7 +301,8 @@ impl SalesforceCrm {
         value: &str,
         fields_of: impl Fn(&ObjectSpec) -> &[String],
     ) -> Result<Vec<Candidate>, CrmError> {
-        let mut records = Vec::new();
+        // SOQL has no multi-object form: the objects are queried at once, in configured order.
+        let mut queries = Vec::new();
         for object in &self.objects {
             let fields = fields_of(object);
             if fields.is_empty() {
@@ -316,9 +317,10 @@ impl SalesforceCrm {
                 Some(self.max_records),
             )
             .map_err(|e| CrmError::Unavailable(e.to_string()))?;
-            records.extend(self.query(&request).await?);
+            queries.push(async move { self.query(&request).await });
         }
-        Ok(self.grade(key, records, fields_of))
+        let records = futures_util::future::try_join_all(queries).await?;
+        Ok(self.grade(key, records.into_iter().flatten().collect(), fields_of))
     }
 
     async fn query(&self, request: &RestRequest) -> Result<Vec<VendorRecord>, CrmError> {
