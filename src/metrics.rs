@@ -36,6 +36,7 @@ pub const LIMITER_WAIT_SECONDS: &str = "attrsync_rate_limiter_wait_seconds";
 pub const BREAKER_STATE: &str = "attrsync_crm_circuit_state";
 pub const CANDIDATES_DROPPED: &str = "attrsync_crm_candidates_dropped_total";
 pub const CRM_TOKEN_FETCHES: &str = "attrsync_crm_token_fetches_total";
+pub const CRM_API_USAGE: &str = "attrsync_crm_api_usage_ratio";
 pub const LOAD_SHED: &str = "attrsync_requests_shed_total";
 pub const HTTP_REFUSALS: &str = "attrsync_http_refusals_total";
 pub const TLS_RELOADS: &str = "attrsync_tls_reloads_total";
@@ -251,6 +252,12 @@ pub const CATALOGUE: &[Metric] = &[
         Kind::Counter,
         "CRM OAuth token requests, by source and outcome (ok, rejected, error)",
         &["source", "outcome"],
+    ),
+    metric(
+        CRM_API_USAGE,
+        Kind::Gauge,
+        "Share of the CRM's daily API allocation used, as the CRM last reported it (Salesforce: Sforce-Limit-Info api-usage=N/M), by source",
+        &["source"],
     ),
     metric(
         CANDIDATES_DROPPED,

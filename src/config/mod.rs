@@ -12,9 +12,11 @@
 
 mod auth;
 mod crm;
+mod dynamics;
 mod load;
 mod network;
 mod oauth;
+mod salesforce;
 mod schema;
 pub mod sql;
 mod validate;
@@ -25,8 +27,10 @@ use serde::{Deserialize, Serialize, Serializer};
 pub use crate::merge::Overwrite;
 pub use auth::{AuthGroup, AuthMode, AuthSettings, EndpointAuth};
 pub use crm::{ChainMode, MatchPolicy, MatchSettings, SourceSettings};
+pub use dynamics::DynamicsSettings;
 pub use network::{contains, parse_cidr, TlsSettings};
 pub use oauth::{AssertionAlgorithm, ClientAuth, OAuthGrant, OAuthSettings};
+pub use salesforce::{split_object_field, SalesforceSettings};
 pub use schema::{
     CacheSettings, CrmAdapterKind, CrmSettings, FileCrmSettings, GenesysSettings, HttpAuthKind,
     HttpCrmSettings, LogFormat, LookupSettings, MergeSettings, PhoneSettings, QueueBackend,

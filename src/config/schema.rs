@@ -185,13 +185,17 @@ pub enum CrmAdapterKind {
     File,
     Http,
     Sql,
+    Salesforce,
+    Dynamics,
 }
 
 impl CrmAdapterKind {
-    pub const ALL: [CrmAdapterKind; 3] = [
+    pub const ALL: [CrmAdapterKind; 5] = [
         CrmAdapterKind::File,
         CrmAdapterKind::Http,
         CrmAdapterKind::Sql,
+        CrmAdapterKind::Salesforce,
+        CrmAdapterKind::Dynamics,
     ];
 
     /// The name in configuration, in `[crm.<name>]` and in the `source` metric label.
@@ -200,6 +204,8 @@ impl CrmAdapterKind {
             CrmAdapterKind::File => "file",
             CrmAdapterKind::Http => "http",
             CrmAdapterKind::Sql => "sql",
+            CrmAdapterKind::Salesforce => "salesforce",
+            CrmAdapterKind::Dynamics => "dynamics",
         }
     }
 }
@@ -220,6 +226,8 @@ pub struct CrmSettings {
     pub file: FileCrmSettings,
     pub http: HttpCrmSettings,
     pub sql: SqlCrmSettings,
+    pub salesforce: super::salesforce::SalesforceSettings,
+    pub dynamics: super::dynamics::DynamicsSettings,
 }
 
 impl CrmSettings {
@@ -238,6 +246,8 @@ impl CrmSettings {
             CrmAdapterKind::File => &self.file.common,
             CrmAdapterKind::Http => &self.http.common,
             CrmAdapterKind::Sql => &self.sql.common,
+            CrmAdapterKind::Salesforce => &self.salesforce.common,
+            CrmAdapterKind::Dynamics => &self.dynamics.common,
         }
     }
 

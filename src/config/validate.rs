@@ -166,6 +166,8 @@ impl Settings {
                 }
                 CrmAdapterKind::Http => self.validate_http_crm()?,
                 CrmAdapterKind::Sql => self.crm.sql.validate()?,
+                CrmAdapterKind::Salesforce => self.crm.salesforce.validate()?,
+                CrmAdapterKind::Dynamics => self.crm.dynamics.validate()?,
             }
         }
         if self.crm.match_policy == MatchPolicy::Priority

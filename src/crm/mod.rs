@@ -178,6 +178,14 @@ pub fn adapter(kind: CrmAdapterKind, settings: &Settings) -> anyhow::Result<Arc<
         CrmAdapterKind::File => Arc::new(file::FileCrm::from_settings(&settings.crm.file, region)?),
         CrmAdapterKind::Http => Arc::new(http::HttpCrm::from_settings(&settings.crm.http, region)?),
         CrmAdapterKind::Sql => Arc::new(sql::SqlCrm::from_settings(&settings.crm.sql, region)?),
+        CrmAdapterKind::Salesforce => Arc::new(salesforce::SalesforceCrm::from_settings(
+            &settings.crm.salesforce,
+            region,
+        )?),
+        CrmAdapterKind::Dynamics => Arc::new(dynamics::DynamicsCrm::from_settings(
+            &settings.crm.dynamics,
+            region,
+        )?),
     })
 }
 

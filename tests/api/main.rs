@@ -10,6 +10,8 @@ mod stores;
 
 mod auth;
 mod bad_input;
+mod crm_dynamics;
+mod crm_salesforce;
 mod crm_sources;
 mod crm_sql;
 mod crm_sql_chain;

@@ -19,6 +19,20 @@ const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
         "chained.toml",
         &[("ATTRSYNC_CRM__HTTP__TOKEN", "example-crm-token")],
     ),
+    (
+        "dynamics.toml",
+        &[(
+            "ATTRSYNC_CRM__DYNAMICS__OAUTH__CLIENT_SECRET",
+            "example-dynamics-secret",
+        )],
+    ),
+    (
+        "salesforce.toml",
+        &[(
+            "ATTRSYNC_CRM__SALESFORCE__OAUTH__CLIENT_SECRET",
+            "example-salesforce-secret",
+        )],
+    ),
 ];
 
 /// What every sample needs: Genesys's credentials and a secret for each inbound group.
@@ -41,6 +55,8 @@ const SECRETS: &[&str] = &[
     "whsec_ZXhhbXBsZS1jdGktc2lnbmluZy1zZWNyZXQ=",
     "example-lookup-password",
     "example-crm-token",
+    "example-salesforce-secret",
+    "example-dynamics-secret",
 ];
 
 /// `attrsync check-config --config <file>` with exactly `env` (nothing from this process).

@@ -4,6 +4,7 @@
 //! the helpers that read attrsync's configuration and counters.
 
 mod crm_sql;
+mod crm_vendors;
 mod event_throughput;
 mod events;
 mod lookup_latency;
@@ -36,10 +37,11 @@ pub enum Scenario {
     TokenPool,
     LookupZeroCall,
     CrmSql,
+    CrmVendors,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 9] = [
+    pub const ALL: [Scenario; 10] = [
         Scenario::EventThroughput,
         Scenario::RepeatCallers,
         Scenario::LookupLatency,
@@ -49,6 +51,7 @@ impl Scenario {
         Scenario::TokenPool,
         Scenario::LookupZeroCall,
         Scenario::CrmSql,
+        Scenario::CrmVendors,
     ];
 
     pub fn name(self) -> &'static str {
@@ -62,6 +65,7 @@ impl Scenario {
             Scenario::TokenPool => "token-pool",
             Scenario::LookupZeroCall => "lookup-zero-call",
             Scenario::CrmSql => "crm-sql",
+            Scenario::CrmVendors => "crm-vendors",
         }
     }
 }
@@ -184,6 +188,7 @@ impl Bench {
             Scenario::TokenPool => self.token_pool().await,
             Scenario::LookupZeroCall => self.lookup_zero_call().await,
             Scenario::CrmSql => self.crm_sql().await,
+            Scenario::CrmVendors => self.crm_vendors().await,
         };
         let mut result = result.unwrap_or_else(|e| ScenarioResult::failed(name, &e));
         // Other work on the machine shows in every number: keep a trace of it.

@@ -3,14 +3,18 @@
 //! and headers, and the parsing of collection, error and Entra ID token answers. No HTTP, no
 //! configuration, no tokens: the adapter adds those.
 //!
-//! Facts and their sources are in the project notes (`crm-dynamics.md`); the simulator that checks
-//! all of this is `crate::simulator::dynamics`.
+//! The sources (Dataverse Web API docs on learn.microsoft.com, the Microsoft identity platform's
+//! client credentials pages) are cited in each submodule's header and in
+//! `config/examples/dynamics.md`; the simulator that checks all of this is
+//! `crate::simulator::dynamics`.
 
+pub mod adapter;
 pub mod entity;
 pub mod error;
 pub mod odata;
 pub mod response;
 
+pub use adapter::DynamicsCrm;
 pub use entity::{EntitySpec, MODIFIED_ON};
 pub use error::{EntraError, EntraToken, ErrorKind, WebApiError};
 pub use odata::{

@@ -8,7 +8,7 @@
 //! listener: the token path is `/{tenant}/oauth2/v2.0/token`, the Web API `/api/data/v9.x/...`, so
 //! the base URL is both the authority and the environment URL.
 //!
-//! Facts and sources are in the project notes (`crm-dynamics.md`) and the submodules' headers. Not
+//! Facts and sources are in the submodules' headers and `config/examples/dynamics.md`. Not
 //! settled by the docs, so switches: the 401's body ([`UnauthorizedBody`]); whether the OData
 //! headers are required ([`DynamicsSimConfig::require_odata_headers`]; the docs say requests
 //! "should" include them and "your code should work even if this header isn't included").

@@ -5,7 +5,7 @@
 //! `REQUEST_LIMIT_EXCEEDED` once spent, the concurrent long-running request limit, scriptable
 //! faults, request accounting, a `/sim/...` admin API and the [`SalesforceSim`] handle.
 //!
-//! Facts and sources are in the project notes (`crm-salesforce.md`) and in each submodule's header.
+//! Facts and sources are in each submodule's header and in `config/examples/salesforce.md`.
 //! What no public source settles is a switch with the most likely default: [`PhoneMatch`] (country
 //! code), [`auth::SessionPolicy::sliding`], [`auth::AuthSettings::max_assertion_lifetime`].
 
