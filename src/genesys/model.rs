@@ -57,15 +57,15 @@ pub struct Participant {
     pub attributes: BTreeMap<String, String>,
     /// The participant's media sessions, one array per media type; only the conversation's
     /// own is filled (`Participant.md`: `calls`, `callbacks`, `chats`, `emails`, `messages`, ...).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub calls: Vec<MediaSession>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub callbacks: Vec<MediaSession>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub chats: Vec<MediaSession>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub emails: Vec<MediaSession>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub messages: Vec<MediaSession>,
 }
 
@@ -79,7 +79,17 @@ pub struct MediaSession {
     pub direction: Option<String>,
     #[serde(rename = "type")]
     pub kind: Option<String>,
+    #[serde(deserialize_with = "null_as_empty")]
     pub callback_numbers: Vec<String>,
+}
+
+/// A list Genesys may send as `null`: read as empty, so an odd field never fails the whole read.
+fn null_as_empty<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// A participant's media type, the direction and message type of its (first) session, and its
@@ -293,6 +303,16 @@ mod tests {
             oauth.code_and_message(),
             ("invalid_client".into(), "client not found".into())
         );
+    }
+
+    #[test]
+    fn null_media_lists_read_as_empty() {
+        let c = conversation(serde_json::json!({
+            "id": "c1",
+            "participants": [{"id": "p", "calls": null, "callbacks": [{"callbackNumbers": null}]}]
+        }));
+        assert!(c.participants[0].calls.is_empty());
+        assert_eq!(c.participants[0].media().media_type, Some("CALLBACK"));
     }
 
     #[test]

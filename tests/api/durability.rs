@@ -277,6 +277,8 @@ async fn every_event_delivered_three_times_is_written_once_and_looked_up_once() 
             let call = app.new_voice_call(&ani);
             let mut event = eventbridge_start(&call);
             event["detail"]["eventBody"]["ani"] = json!(ani);
+            // The sample is a chat, which has no number to look up by: make it a call.
+            event["detail"]["eventBody"]["mediaType"] = json!("VOICE");
             (call, event)
         })
         .collect();
@@ -335,6 +337,7 @@ async fn events_accepted_while_the_crm_is_down_are_written_once_it_returns() {
     for call in &calls {
         let mut event = eventbridge_start(call);
         event["detail"]["eventBody"]["ani"] = json!("tel:+13175559000");
+        event["detail"]["eventBody"]["mediaType"] = json!("VOICE");
         assert_eq!(app.post_genesys_event(&event).await.status(), 202);
     }
     // Meanwhile the synchronous lookup still answers, with found=false and why.
