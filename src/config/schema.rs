@@ -10,7 +10,7 @@ use phonenumber::country;
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::crm::{ChainMode, MatchPolicy, MatchSettings, SourceSettings};
+use super::crm::{ChainMode, MatchPolicy, MatchSettings, SharedCrmSettings, SourceSettings};
 use super::network::TlsSettings;
 use super::{invalid, redacted, ConfigError};
 use crate::domain::{KeyKind, MatchQuality};
@@ -207,6 +207,8 @@ pub struct CrmSettings {
     pub max_candidate_ids: usize,
     pub file: FileCrmSettings,
     pub http: HttpCrmSettings,
+    /// What replicas share about the CRM (`[crm.shared]`).
+    pub shared: SharedCrmSettings,
 }
 
 impl CrmSettings {

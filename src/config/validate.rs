@@ -134,6 +134,9 @@ impl Settings {
     /// The chain (`crm.sources`, one instance per adapter), the match policy, and each source's
     /// section.
     fn validate_crm(&self) -> Result<(), ConfigError> {
+        self.crm
+            .shared
+            .validate(self.queue.backend == QueueBackend::Postgres)?;
         let kinds = self.crm.source_kinds();
         for (i, kind) in kinds.iter().enumerate() {
             if kinds[..i].contains(kind) {
