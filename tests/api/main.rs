@@ -21,5 +21,6 @@ mod lookup;
 mod merge;
 mod ops;
 mod pki;
+mod replicas;
 mod tls;
 mod token_pool;
