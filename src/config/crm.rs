@@ -126,6 +126,9 @@ pub enum SharedScope {
 pub struct SharedCrmSettings {
     /// Each source's rate budget: per process, or one for the whole deployment.
     pub budget: SharedScope,
+    /// How late after its slot a call may reach the CRM with every window still under the
+    /// shared budget's limits (the slots are spaced `(window + margin) / limit` apart).
+    pub budget_margin_ms: u64,
     /// A second-level answer cache behind the in-process one: none, or one in PostgreSQL.
     pub cache: SharedScope,
     /// How long a replica waits for another one's answer to the same lookup before it asks
@@ -142,6 +145,9 @@ pub struct SharedCrmSettings {
 pub const MIN_CACHE_KEY_SECRET: usize = 16;
 
 impl SharedCrmSettings {
+    pub fn budget_margin(&self) -> Duration {
+        Duration::from_millis(self.budget_margin_ms)
+    }
     pub fn cache_wait(&self) -> Duration {
         Duration::from_millis(self.cache_wait_ms)
     }
@@ -282,6 +288,7 @@ mod tests {
     fn shared(budget: SharedScope, cache: SharedScope, secret: &str) -> SharedCrmSettings {
         SharedCrmSettings {
             budget,
+            budget_margin_ms: 50,
             cache,
             cache_wait_ms: 2000,
             cache_key_secret: secret.to_owned().into(),

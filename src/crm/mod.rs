@@ -231,9 +231,10 @@ fn build(settings: &Settings, store: Option<shared::SharedStore>) -> anyhow::Res
     use crate::config::SharedScope;
     let shared = &settings.crm.shared;
     let budgets = match &store {
-        Some(store) if shared.budget == SharedScope::Postgres => {
-            upstream::Budgets::Shared(store.clone())
-        }
+        Some(store) if shared.budget == SharedScope::Postgres => upstream::Budgets::Shared {
+            store: store.clone(),
+            margin: shared.budget_margin(),
+        },
         _ => upstream::Budgets::Process,
     };
     let mut cache = cache::AnswerCache::from_settings(&settings.cache);

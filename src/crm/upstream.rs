@@ -23,8 +23,12 @@ use crate::retry::RetryPolicy;
 pub enum Budgets {
     /// Each process has its own (governor).
     Process,
-    /// One per source for the whole deployment, in the queue's PostgreSQL database.
-    Shared(SharedStore),
+    /// One per source for the whole deployment, in the queue's PostgreSQL database, its slots
+    /// spaced for calls up to `margin` late (`crm.shared.budget_margin_ms`).
+    Shared {
+        store: SharedStore,
+        margin: Duration,
+    },
 }
 
 impl Budgets {
@@ -36,9 +40,12 @@ impl Budgets {
     ) -> Arc<dyn CallBudget> {
         match self {
             Budgets::Process => Arc::new(LocalBudget::from_settings(source, settings)),
-            Budgets::Shared(store) => {
-                Arc::new(SharedBudget::from_settings(store.clone(), source, settings))
-            }
+            Budgets::Shared { store, margin } => Arc::new(SharedBudget::from_settings(
+                store.clone(),
+                source,
+                settings,
+                *margin,
+            )),
         }
     }
 }

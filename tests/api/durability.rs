@@ -86,6 +86,23 @@ impl Attrsync {
         let _ = self.child.wait().await;
     }
 
+    /// The series of this process's /metrics whose names start with one of `prefixes`.
+    pub(crate) async fn metrics_matching(&self, prefixes: &[&str]) -> Vec<(String, f64)> {
+        let text = reqwest::get(format!("{}/metrics", self.base))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .filter(|l| prefixes.iter().any(|p| l.starts_with(p)))
+            .filter_map(|l| {
+                let (series, value) = l.rsplit_once(' ')?;
+                Some((series.to_owned(), value.parse().ok()?))
+            })
+            .collect()
+    }
+
     /// Sum of `attrsync_events_total{outcome="patched"}` in this process's /metrics.
     pub(crate) async fn patched_count(&self) -> u64 {
         let text = reqwest::get(format!("{}/metrics", self.base))

@@ -32,26 +32,36 @@ pub struct SharedBudget {
     limits: Vec<Limit>,
     /// The furthest slot a call takes.
     horizon: Duration,
+    /// One reservation at a time from this process: the others queue here rather than each
+    /// holding one of the queue's pooled connections while waiting for the row lock.
+    turn: tokio::sync::Mutex<()>,
 }
 
 /// What a reservation came to.
 enum Reserved {
-    /// The slot is taken; wait this long for it.
-    Wait(Duration),
+    /// The slot is taken: go at this instant (of this process's clock).
+    At(Instant),
     /// The next slot is this far away: none taken.
     TooFar(Duration),
 }
 
 impl SharedBudget {
-    /// The budget of `source` as its section's `settings` describe it, kept in `store`.
+    /// The budget of `source` as its section's `settings` describe it, kept in `store`, its
+    /// slots spaced for calls up to `margin` late.
     pub fn from_settings(
         store: SharedStore,
         source: &'static str,
         settings: &SourceSettings,
+        margin: Duration,
     ) -> Self {
+        let margin_us = i64::try_from(margin.as_micros()).unwrap_or(0);
         let limits = [
-            Limit::per_minute(settings.rate_limit_per_minute, settings.rate_limit_burst),
-            Limit::per_second(settings.rate_limit_per_second),
+            Limit::per_minute(
+                settings.rate_limit_per_minute,
+                settings.rate_limit_burst,
+                margin_us,
+            ),
+            Limit::per_second(settings.rate_limit_per_second, margin_us),
         ]
         .into_iter()
         .flatten()
@@ -61,11 +71,13 @@ impl SharedBudget {
             source,
             limits,
             horizon: Duration::from_secs(settings.max_retry_after_secs),
+            turn: tokio::sync::Mutex::new(()),
         }
     }
 
     /// One reservation, in one transaction: lock the rows, read the clock, decide, write.
     async fn reserve(&self) -> Result<Reserved, SharedError> {
+        let _turn = self.turn.lock().await;
         let names: Vec<String> = self.limits.iter().map(|l| l.name.to_owned()).collect();
         for _ in 0..2 {
             let mut tx = self.store.pool().begin().await?;
@@ -103,6 +115,8 @@ impl SharedBudget {
             let now: i64 = sqlx::query_scalar(&format!("SELECT {NOW_US}"))
                 .fetch_one(&mut *tx)
                 .await?;
+            // The slot in this process's clock: the commit's round trips must not delay it.
+            let read_at = Instant::now();
             let reservation = gcra::reserve(now, &self.limits, &tats);
             let wait = reservation.wait(now);
             if wait > self.horizon {
@@ -120,7 +134,7 @@ impl SharedBudget {
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
-            return Ok(Reserved::Wait(wait));
+            return Ok(Reserved::At(read_at + wait));
         }
         Err(SharedError::Corrupt(
             "the budget rows could not be created".into(),
@@ -139,12 +153,12 @@ impl CallBudget for SharedBudget {
                 .increment(1);
         };
         match bounded(self.reserve()).await {
-            Ok(Reserved::Wait(wait)) => {
-                if !wait.is_zero() {
-                    let started = Instant::now();
+            Ok(Reserved::At(slot)) => {
+                let started = Instant::now();
+                if slot > started {
                     ::metrics::counter!(metrics::LIMITER_WAITS, "upstream" => "crm", "source" => self.source)
                         .increment(1);
-                    tokio::time::sleep(wait).await;
+                    tokio::time::sleep_until(slot.into()).await;
                     ::metrics::histogram!(metrics::LIMITER_WAIT_SECONDS, "upstream" => "crm", "source" => self.source)
                         .record(started.elapsed().as_secs_f64());
                 }

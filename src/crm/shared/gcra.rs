@@ -9,6 +9,12 @@ use std::time::Duration;
 
 /// One limit: calls are spaced `interval_us` apart, and up to `tolerance_us` early (the burst:
 /// `(burst - 1) × interval`).
+///
+/// A call reaches the CRM a little after its slot (the end of the transaction, scheduling, a
+/// connection); with the interval `(window + margin) / limit` instead of `window / limit`, no
+/// window holds more than the limit as long as every call arrives within `margin` of its slot
+/// (two calls `limit` slots apart are `window + margin` apart, so at least `window` apart on
+/// arrival).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limit {
     /// The row's name in `attrsync_crm_budget` (`minute`, `second`).
@@ -19,11 +25,11 @@ pub struct Limit {
 
 impl Limit {
     /// `per_minute` calls a minute, `burst` of them at once after a quiet spell; `None` for 0.
-    pub fn per_minute(per_minute: u32, burst: u32) -> Option<Limit> {
+    pub fn per_minute(per_minute: u32, burst: u32, margin_us: i64) -> Option<Limit> {
         if per_minute == 0 {
             return None;
         }
-        let interval_us = 60_000_000 / i64::from(per_minute);
+        let interval_us = ceil_div(60_000_000 + margin_us, i64::from(per_minute));
         let burst = i64::from(burst.clamp(1, per_minute));
         Some(Limit {
             name: "minute",
@@ -34,16 +40,20 @@ impl Limit {
 
     /// `per_second` calls a second, evenly spaced (no burst: a one-second window never holds
     /// more than `per_second`); `None` for 0.
-    pub fn per_second(per_second: u32) -> Option<Limit> {
+    pub fn per_second(per_second: u32, margin_us: i64) -> Option<Limit> {
         if per_second == 0 {
             return None;
         }
         Some(Limit {
             name: "second",
-            interval_us: (1_000_000 + i64::from(per_second) - 1) / i64::from(per_second),
+            interval_us: ceil_div(1_000_000 + margin_us, i64::from(per_second)),
             tolerance_us: 0,
         })
     }
+}
+
+fn ceil_div(a: i64, b: i64) -> i64 {
+    (a + b - 1) / b
 }
 
 /// One call's slot and the limits' TATs after it.
@@ -119,7 +129,7 @@ mod tests {
     #[test]
     fn a_burst_goes_at_once_and_the_calls_after_it_are_spaced_by_the_interval() {
         // 60 a minute, burst 3: three at t, then one a second.
-        let limit = Limit::per_minute(60, 3).unwrap();
+        let limit = Limit::per_minute(60, 3, 0).unwrap();
         let t = 100 * SECOND;
         let got = slots(&[limit], &[t; 6]);
         assert_eq!(
@@ -130,7 +140,7 @@ mod tests {
 
     #[test]
     fn a_quiet_spell_gives_the_burst_back() {
-        let limit = Limit::per_minute(60, 2).unwrap();
+        let limit = Limit::per_minute(60, 2, 0).unwrap();
         let t = 100 * SECOND;
         let mut tats = vec![0];
         for _ in 0..5 {
@@ -146,8 +156,8 @@ mod tests {
         // 600 a minute with a burst of 100, but at most 5 a second: the per-second limit
         // spaces the burst 200 ms apart.
         let limits = [
-            Limit::per_minute(600, 100).unwrap(),
-            Limit::per_second(5).unwrap(),
+            Limit::per_minute(600, 100, 0).unwrap(),
+            Limit::per_second(5, 0).unwrap(),
         ];
         let t = 10 * SECOND;
         let got = slots(&limits, &[t; 4]);
@@ -175,8 +185,8 @@ mod tests {
             })
             .collect();
         let limits = [
-            Limit::per_minute(300, 10).unwrap(),
-            Limit::per_second(8).unwrap(),
+            Limit::per_minute(300, 10, 0).unwrap(),
+            Limit::per_second(8, 0).unwrap(),
         ];
         let got = slots(&limits, &arrivals);
         assert!(busiest(&got, SECOND) <= 8, "{}", busiest(&got, SECOND));
@@ -186,12 +196,39 @@ mod tests {
     }
 
     #[test]
+    fn with_a_margin_calls_that_arrive_late_by_up_to_it_still_keep_every_window_under_the_limit() {
+        let margin = 100_000; // 100 ms
+        let got = slots(&[Limit::per_second(20, margin).unwrap()], &[0; 400]);
+        // Each call arrives anywhere in [slot, slot + margin] (a fixed pseudo-random pattern).
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let arrived: Vec<i64> = got
+            .iter()
+            .map(|s| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                s + (seed % (margin as u64 + 1)) as i64
+            })
+            .collect();
+        assert!(
+            busiest(&arrived, SECOND) <= 20,
+            "{}",
+            busiest(&arrived, SECOND)
+        );
+        // Without the margin, one call late by 100 ms puts 21 into one second.
+        let mut bare = slots(&[Limit::per_second(20, 0).unwrap()], &[0; 40]);
+        bare[0] += margin;
+        assert_eq!(busiest(&bare, SECOND), 21);
+    }
+
+    #[test]
     fn zero_means_no_limit_and_the_burst_is_at_least_one() {
-        assert_eq!(Limit::per_minute(0, 5), None);
-        assert_eq!(Limit::per_second(0), None);
-        let one = Limit::per_minute(120, 0).unwrap();
+        assert_eq!(Limit::per_minute(0, 5, 0), None);
+        assert_eq!(Limit::per_second(0, 0), None);
+        let one = Limit::per_minute(120, 0, 0).unwrap();
         assert_eq!((one.interval_us, one.tolerance_us), (500_000, 0));
-        assert_eq!(Limit::per_second(3).unwrap().interval_us, 333_334);
+        assert_eq!(Limit::per_second(3, 0).unwrap().interval_us, 333_334);
+        assert_eq!(Limit::per_second(20, 100_000).unwrap().interval_us, 55_000);
         // No limits: every call goes now.
         assert_eq!(reserve(42, &[], &[]).slot_us, 42);
     }
