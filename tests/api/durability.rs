@@ -53,7 +53,11 @@ impl Attrsync {
             .env("ATTRSYNC_QUEUE__POLL_INTERVAL_MS", "20")
             .env("ATTRSYNC_QUEUE__RETRY_BASE_MS", "20")
             .env("ATTRSYNC_TELEMETRY__LOG_LEVEL", "warn")
-            .stdout(Stdio::null())
+            .stdout(if std::env::var_os("TEST_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .stderr(if std::env::var_os("TEST_LOG").is_some() {
                 Stdio::inherit()
             } else {

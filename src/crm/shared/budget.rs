@@ -1,25 +1,24 @@
-//! A source's rate budget for the whole deployment ([`SharedBudget`]): the source's limits
-//! (`rate_limit_per_minute` with its burst, `rate_limit_per_second`) are rows of
-//! `attrsync_crm_budget` holding their GCRA TATs. Each call locks its source's rows, reads the
-//! database's clock, takes the earliest slot every limit allows (`gcra::reserve`), writes the
-//! TATs back and commits; then it sleeps until its slot. The lock serialises reservations
-//! across replicas, one short transaction each (about a millisecond on a local network), so
-//! however many replicas there are the CRM sees at most the budget.
+//! A source's rate budget for the whole deployment ([`SharedBudget`]): one row of
+//! `attrsync_crm_budget` per source holds the GCRA TATs of its limits (`rate_limit_per_minute`
+//! with its burst, `rate_limit_per_second`). A call reserves its slot with one `UPDATE`: the row
+//! lock serialises reservations across replicas, and the expressions (including the database's
+//! clock, `clock_timestamp()`) are evaluated once the lock is held, so no reservation is decided
+//! on a time from before the previous one's commit. The arithmetic is `gcra::reserve`'s,
+//! transcribed; `gcra` is where it is specified and tested. Then the caller sleeps until its
+//! slot. However many replicas there are, the CRM sees at most the budget.
 //!
-//! A slot further away than the source's `max_retry_after_secs` is not taken: the call fails as
-//! `OverBudget` with the wait (a queued event is retried then), instead of a lookup holding a
-//! slot it would give up before (its deadline) and wasting it for everyone.
+//! A slot further away than the source's `max_retry_after_secs` is not taken (the `UPDATE`'s
+//! `WHERE` refuses it): the call fails as `OverBudget` with the wait (a queued event is retried
+//! then), instead of a lookup holding a slot it would give up before (its deadline) and wasting
+//! it for everyone.
 //!
 //! Fails closed: when the database cannot be reached the call fails (`SharedState`, retryable)
 //! and the CRM is not called. A budget is the CRM's contract (HubSpot and Zendesk answer 429
-//! past it, and persistent overuse can get an integration's key suspended); with
-//! `queue.backend = "postgres"` the queue stops with the database anyway.
+//! past it); with `queue.backend = "postgres"` the queue stops with the database anyway.
 
 use std::time::{Duration, Instant};
 
-use sqlx::Row as _;
-
-use super::gcra::{self, Limit};
+use super::gcra::Limit;
 use super::{bounded, SharedError, SharedStore, NOW_US};
 use crate::config::SourceSettings;
 use crate::crm::budget::CallBudget;
@@ -75,71 +74,74 @@ impl SharedBudget {
         }
     }
 
-    /// One reservation, in one transaction: lock the rows, read the clock, decide, write.
+    /// `(interval, tolerance)` of the limit named `name`, or of no limit: no spacing, and a
+    /// tolerance so large that it never holds a call back.
+    fn params(&self, name: &str) -> (i64, i64) {
+        self.limits
+            .iter()
+            .find(|l| l.name == name)
+            .map_or((0, NO_LIMIT), |l| (l.interval_us, l.tolerance_us))
+    }
+
+    /// One reservation: `gcra::reserve` as one `UPDATE` of the source's row.
     async fn reserve(&self) -> Result<Reserved, SharedError> {
-        let _turn = self.turn.lock().await;
-        let names: Vec<String> = self.limits.iter().map(|l| l.name.to_owned()).collect();
+        let (minute_interval, minute_tolerance) = self.params("minute");
+        let (second_interval, second_tolerance) = self.params("second");
+        let horizon_us = i64::try_from(self.horizon.as_micros()).unwrap_or(i64::MAX);
+        let slot = format!("GREATEST({NOW_US}, b.minute_tat_us - $3, b.second_tat_us - $5)");
         for _ in 0..2 {
-            let mut tx = self.store.pool().begin().await?;
-            let rows = sqlx::query(
-                "SELECT limit_name, tat_us FROM attrsync_crm_budget
-                 WHERE source = $1 AND limit_name = ANY($2) ORDER BY limit_name FOR UPDATE",
-            )
+            let reserved: Option<i64> = sqlx::query_scalar(&format!(
+                "UPDATE attrsync_crm_budget AS b SET
+                    minute_tat_us = GREATEST(b.minute_tat_us, {slot}) + $2,
+                    second_tat_us = GREATEST(b.second_tat_us, {slot}) + $4,
+                    slot_us = {slot}
+                 WHERE b.source = $1 AND {slot} - {NOW_US} <= $6
+                 RETURNING b.slot_us - {NOW_US}"
+            ))
             .bind(self.source)
-            .bind(&names)
-            .fetch_all(&mut *tx)
+            .bind(minute_interval)
+            .bind(minute_tolerance)
+            .bind(second_interval)
+            .bind(second_tolerance)
+            .bind(horizon_us)
+            .fetch_optional(self.store.pool())
             .await?;
-            if rows.len() < self.limits.len() {
-                // First use of this source (or the table was emptied): make the rows, then
-                // lock them again.
-                tx.rollback().await?;
-                sqlx::query(
-                    "INSERT INTO attrsync_crm_budget (source, limit_name, tat_us)
-                     SELECT $1, unnest($2::text[]), 0 ON CONFLICT DO NOTHING",
-                )
-                .bind(self.source)
-                .bind(&names)
-                .execute(self.store.pool())
-                .await?;
-                continue;
+            let answered = Instant::now();
+            if let Some(wait_us) = reserved {
+                return Ok(Reserved::At(answered + micros(wait_us)));
             }
-            let mut tats = vec![0_i64; self.limits.len()];
-            for row in &rows {
-                let name: String = row.try_get("limit_name")?;
-                if let Some(i) = self.limits.iter().position(|l| l.name == name) {
-                    tats[i] = row.try_get("tat_us")?;
-                }
-            }
-            // The clock is read once the rows are locked: a reservation must not be decided
-            // on a time from before the previous holder's commit.
-            let now: i64 = sqlx::query_scalar(&format!("SELECT {NOW_US}"))
-                .fetch_one(&mut *tx)
-                .await?;
-            // The slot in this process's clock: the commit's round trips must not delay it.
-            let read_at = Instant::now();
-            let reservation = gcra::reserve(now, &self.limits, &tats);
-            let wait = reservation.wait(now);
-            if wait > self.horizon {
-                tx.rollback().await?;
-                return Ok(Reserved::TooFar(wait));
+            // Refused: the slot is too far away, or the source has no row yet.
+            let wait_us: Option<i64> = sqlx::query_scalar(&format!(
+                "SELECT GREATEST({NOW_US}, b.minute_tat_us - $2, b.second_tat_us - $3) - {NOW_US}
+                 FROM attrsync_crm_budget AS b WHERE b.source = $1"
+            ))
+            .bind(self.source)
+            .bind(minute_tolerance)
+            .bind(second_tolerance)
+            .fetch_optional(self.store.pool())
+            .await?;
+            if let Some(wait_us) = wait_us {
+                return Ok(Reserved::TooFar(micros(wait_us)));
             }
             sqlx::query(
-                "UPDATE attrsync_crm_budget AS b SET tat_us = v.tat_us
-                 FROM (SELECT unnest($2::text[]) AS limit_name, unnest($3::bigint[]) AS tat_us) AS v
-                 WHERE b.source = $1 AND b.limit_name = v.limit_name",
+                "INSERT INTO attrsync_crm_budget (source, minute_tat_us, second_tat_us, slot_us)
+                 VALUES ($1, 0, 0, 0) ON CONFLICT DO NOTHING",
             )
             .bind(self.source)
-            .bind(&names)
-            .bind(&reservation.tats_us)
-            .execute(&mut *tx)
+            .execute(self.store.pool())
             .await?;
-            tx.commit().await?;
-            return Ok(Reserved::At(read_at + wait));
         }
         Err(SharedError::Corrupt(
-            "the budget rows could not be created".into(),
+            "the budget row could not be created".into(),
         ))
     }
+}
+
+/// The tolerance of an absent limit: `TAT − tolerance` is always in the past.
+const NO_LIMIT: i64 = 1 << 60;
+
+fn micros(us: i64) -> Duration {
+    Duration::from_micros(u64::try_from(us).unwrap_or(0))
 }
 
 #[async_trait::async_trait]
@@ -152,7 +154,12 @@ impl CallBudget for SharedBudget {
             ::metrics::counter!(metrics::SHARED_BUDGET_REFUSALS, "source" => self.source, "reason" => reason)
                 .increment(1);
         };
-        match bounded(self.reserve()).await {
+        // In turn within this process (not counted in the statement's time limit): waiting
+        // here costs no pooled connection.
+        let turn = self.turn.lock().await;
+        let reserved = bounded(self.reserve()).await;
+        drop(turn);
+        match reserved {
             Ok(Reserved::At(slot)) => {
                 let started = Instant::now();
                 if slot > started {

@@ -44,12 +44,13 @@ const NOW_US: &str = "(extract(epoch from clock_timestamp()) * 1000000)::bigint"
 /// on `CREATE TABLE IF NOT EXISTS` (which is not safe against a concurrent create).
 const SCHEMA: &[&str] = &[
     "SELECT pg_advisory_xact_lock(hashtext('attrsync_crm_shared'))",
-    // One row per source and limit: its GCRA theoretical arrival time.
+    // One row per source: the GCRA theoretical arrival time of each of its limits, and the
+    // slot the last reservation was given.
     "CREATE TABLE IF NOT EXISTS attrsync_crm_budget (
-        source TEXT NOT NULL,
-        limit_name TEXT NOT NULL,
-        tat_us BIGINT NOT NULL,
-        PRIMARY KEY (source, limit_name))",
+        source TEXT PRIMARY KEY,
+        minute_tat_us BIGINT NOT NULL,
+        second_tat_us BIGINT NOT NULL,
+        slot_us BIGINT NOT NULL)",
     // One row per hashed (source, key): the answer (NULL while none), until when it is good,
     // and until when a replica's claim to fetch it stands (all in the database's milliseconds).
     "CREATE TABLE IF NOT EXISTS attrsync_crm_answers (
