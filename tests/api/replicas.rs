@@ -44,6 +44,8 @@ not_found_ttl_secs = 300
 
 [crm.shared]
 budget = "postgres"
+# This machine is shared and loaded: a call may reach the CRM simulator well after its slot.
+budget_margin_ms = 250
 cache = "postgres"
 cache_key_secret = "replicas-test-secret-0123456789"
 "#,

@@ -121,7 +121,11 @@ impl SharedBudget {
             .fetch_optional(self.store.pool())
             .await?;
             if let Some(wait_us) = wait_us {
-                return Ok(Reserved::TooFar(micros(wait_us)));
+                // At least the horizon, as it was when refused: a wait within the source's
+                // `max_retry_after_secs` would have `Upstream::call` sleep and try again, holding
+                // the lookup (and its shared cache claim) longer than a queued retry would.
+                let floor = self.horizon + Duration::from_millis(1);
+                return Ok(Reserved::TooFar(micros(wait_us).max(floor)));
             }
             sqlx::query(
                 "INSERT INTO attrsync_crm_budget (source, minute_tat_us, second_tat_us, slot_us)
