@@ -40,6 +40,9 @@ fn settings() -> Settings {
     let env: Vec<(String, String)> = [
         ("GENESYS_CLIENT_ID", "x"),
         ("GENESYS_CLIENT_SECRET", "y"),
+        ("ATTRSYNC_AUTH__GENESYS__MODE", "none"),
+        ("ATTRSYNC_AUTH__CTI__MODE", "none"),
+        ("ATTRSYNC_AUTH__LOOKUP__MODE", "none"),
         (
             "ATTRSYNC_CRM__SHARED__CACHE_KEY_SECRET",
             "shared-state-test-0123456789",
@@ -106,7 +109,8 @@ async fn three_replicas_reserving_at_once_never_exceed_the_per_second_budget() {
                 store,
                 "http",
                 &source(20, 5),
-                Duration::ZERO,
+                // Each task is measured when it wakes, a little after its slot on a busy machine.
+                Duration::from_millis(100),
             ))
         })
         .collect();
@@ -115,7 +119,9 @@ async fn three_replicas_reserving_at_once_never_exceed_the_per_second_budget() {
         .map(|i| {
             let budget = budgets[i % 3].clone();
             tokio::spawn(async move {
-                budget.acquire().await.expect("a slot within 5 s");
+                if let Err(e) = budget.acquire().await {
+                    panic!("a slot within 5 s: {e:?} after {:?}", started.elapsed())
+                }
                 Instant::now()
             })
         })
@@ -130,8 +136,9 @@ async fn three_replicas_reserving_at_once_never_exceed_the_per_second_budget() {
         started.elapsed()
     );
     assert!(most <= 20, "{most} calls went in one second");
-    // 60 calls at 20 a second: the last slot is 59 × 50 ms after the first.
-    assert!(started.elapsed() >= Duration::from_millis(2900));
+    // 60 calls at 20 a second (with the margin, one every 55 ms): the last slot is 59 × 55 ms
+    // after the first.
+    assert!(started.elapsed() >= Duration::from_millis(3200));
 }
 
 #[tokio::test]
@@ -139,10 +146,10 @@ async fn a_slot_further_away_than_max_retry_after_is_refused_as_over_budget() {
     let Some(mut stores) = replicas(1).await else {
         return skipped("the shared budget's horizon");
     };
+    // One a second, and no call may wait for its slot at all.
     let budget =
-        SharedBudget::from_settings(stores.remove(0), "http", &source(1, 1), Duration::ZERO);
+        SharedBudget::from_settings(stores.remove(0), "http", &source(1, 0), Duration::ZERO);
     budget.acquire().await.unwrap();
-    budget.acquire().await.unwrap(); // one second later
     match budget.acquire().await {
         Err(CrmError::OverBudget { retry_after }) => {
             assert!(retry_after > Duration::from_millis(500), "{retry_after:?}")

@@ -89,7 +89,7 @@ impl SharedBudget {
         let (second_interval, second_tolerance) = self.params("second");
         let horizon_us = i64::try_from(self.horizon.as_micros()).unwrap_or(i64::MAX);
         let slot = format!("GREATEST({NOW_US}, b.minute_tat_us - $3, b.second_tat_us - $5)");
-        for _ in 0..2 {
+        for _ in 0..4 {
             let reserved: Option<i64> = sqlx::query_scalar(&format!(
                 "UPDATE attrsync_crm_budget AS b SET
                     minute_tat_us = GREATEST(b.minute_tat_us, {slot}) + $2,
@@ -120,12 +120,19 @@ impl SharedBudget {
             .bind(second_tolerance)
             .fetch_optional(self.store.pool())
             .await?;
-            if let Some(wait_us) = wait_us {
+            match wait_us.map(micros) {
                 // At least the horizon, as it was when refused: a wait within the source's
                 // `max_retry_after_secs` would have `Upstream::call` sleep and try again, holding
                 // the lookup (and its shared cache claim) longer than a queued retry would.
-                let floor = self.horizon + Duration::from_millis(1);
-                return Ok(Reserved::TooFar(micros(wait_us).max(floor)));
+                Some(wait) if wait > self.horizon => {
+                    return Ok(Reserved::TooFar(
+                        wait.max(self.horizon + Duration::from_millis(1)),
+                    ))
+                }
+                // The row appeared (another replica made it) or the slot came within reach
+                // since: try again.
+                Some(_) => continue,
+                None => {}
             }
             sqlx::query(
                 "INSERT INTO attrsync_crm_budget (source, minute_tat_us, second_tat_us, slot_us)
@@ -136,7 +143,8 @@ impl SharedBudget {
             .await?;
         }
         Err(SharedError::Corrupt(
-            "the budget row could not be created".into(),
+            "no reservation after four tries (the budget row keeps changing or cannot be made)"
+                .into(),
         ))
     }
 }
