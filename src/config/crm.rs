@@ -29,7 +29,9 @@ pub struct SourceSettings {
     pub rate_limit_per_minute: u32,
     pub rate_limit_burst: u32,
     /// Calls per second (0 = none), for vendors that also count per second (HubSpot-style
-    /// limits): spaced evenly, never more than this in any one-second window.
+    /// limits): spaced evenly, never more than this in any one-second window. (`default`:
+    /// sections written as data elsewhere, tests and vendor examples, may leave it out.)
+    #[serde(default)]
     pub rate_limit_per_second: u32,
     /// Consecutive failed lookups that open the source's circuit (0 = no breaker).
     pub breaker_failures: u32,
