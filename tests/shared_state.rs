@@ -152,7 +152,7 @@ async fn a_slot_further_away_than_max_retry_after_is_refused_as_over_budget() {
     budget.acquire().await.unwrap();
     match budget.acquire().await {
         Err(CrmError::OverBudget { retry_after }) => {
-            assert!(retry_after > Duration::from_millis(500), "{retry_after:?}")
+            assert!(retry_after > Duration::from_millis(500), "{retry_after:?}");
         }
         other => panic!("expected OverBudget, got {other:?}"),
     }

@@ -190,7 +190,8 @@ mod tests {
         ];
         let got = slots(&limits, &arrivals);
         assert!(busiest(&got, SECOND) <= 8, "{}", busiest(&got, SECOND));
-        assert!(busiest(&got, 60 * SECOND) <= 300 + 10 - 1);
+        // A burst of 10 plus one every 200 ms: at most 300 + 10 - 1 in any minute.
+        assert!(busiest(&got, 60 * SECOND) < 300 + 10);
         assert!(got.iter().zip(&arrivals).all(|(slot, at)| slot >= at));
         assert!(got.windows(2).all(|w| w[0] <= w[1]), "slots keep the order");
     }
