@@ -218,7 +218,7 @@ pub fn label_values() -> Vec<LabelValues> {
         set(
             m::SHARED_BUDGET_REFUSALS,
             "reason",
-            vec!["over_budget", "unavailable"],
+            crate::crm::shared::budget::REFUSAL_REASONS.to_vec(),
         ),
         set(m::BREAKER_STATE, "source", crm_sources.clone()),
         set(m::CRM_TOKEN_FETCHES, "source", crm_sources.clone()),

@@ -28,8 +28,9 @@ pub struct SourceSettings {
     /// Calls per minute this source may make (0 = no budget) and how many may go at once.
     pub rate_limit_per_minute: u32,
     pub rate_limit_burst: u32,
-    /// Calls per second (0 = none), for vendors that also count per second (HubSpot-style
-    /// limits): spaced evenly, never more than this in any one-second window. (`default`:
+    /// Calls per second (0 = none), for vendors that also count per second (HubSpot's CRM
+    /// search API: 4 requests a second per token, HubSpot Developer Changelog, "CRM Search API
+    /// Rate Limit Increase"): spaced evenly, never more than this in any one-second window. (`default`:
     /// sections written as data elsewhere, tests and vendor examples, may leave it out.)
     #[serde(default)]
     pub rate_limit_per_second: u32,

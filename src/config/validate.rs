@@ -433,6 +433,27 @@ mod tests {
     }
 
     #[test]
+    fn shared_crm_state_is_refused_on_sqlite_and_read_from_the_environment_on_postgres() {
+        let err = load(&[("ATTRSYNC_CRM__SHARED__BUDGET", "postgres")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("crm.shared.budget"), "{err}");
+        let postgres = [
+            ("ATTRSYNC_QUEUE__BACKEND", "postgres"),
+            ("ATTRSYNC_QUEUE__POSTGRES_URL", "postgres://u@db/attrsync"),
+            ("ATTRSYNC_CRM__SHARED__BUDGET", "postgres"),
+            ("ATTRSYNC_CRM__SHARED__CACHE", "postgres"),
+        ];
+        let err = load(&postgres).unwrap_err().to_string();
+        assert!(err.contains("crm.shared.cache_key_secret"), "{err}");
+        let mut with_secret = postgres.to_vec();
+        with_secret.push(("ATTRSYNC_CRM__SHARED__CACHE_KEY_SECRET", "0123456789abcdef"));
+        let s = load(&with_secret).unwrap();
+        assert!(s.crm.shared.uses_postgres());
+        assert!(!s.redacted_toml().contains("0123456789abcdef"));
+    }
+
+    #[test]
     fn sources_are_listed_from_the_environment_and_each_adapter_only_once() {
         let s = load(&[
             ("ATTRSYNC_CRM__SOURCES", "http,file"),

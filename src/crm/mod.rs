@@ -1,9 +1,11 @@
 //! CRM sources: the adapter contract ([`CrmAdapter`], [`CrmError`], [`Candidate`]), what every
 //! adapter shares (grading what a vendor returned: `grade`; the calls it makes under its
-//! source's timeout, retries and budget: `upstream`; OAuth tokens: `oauth`), what stands in front
-//! of every adapter (its circuit `breaker`, the answer `cache`, together a `source`), the match
-//! `policy`, and the `chain` of sources a lookup goes through. [`from_settings`] is the one place
-//! adapters are chosen; [`adapter`] the one place each is built.
+//! source's timeout, retries and `budget`: `upstream`; OAuth tokens: `oauth`), what stands in
+//! front of every adapter (its circuit `breaker`, the answer `cache`, together a `source`), the
+//! match `policy`, and the `chain` of sources a lookup goes through; what replicas share in
+//! PostgreSQL (the budget and a second-level cache: `shared`). [`from_settings`] (or
+//! [`from_settings_shared`]) is the one place adapters are chosen; [`adapter`] the one place
+//! each is built.
 //!
 //! Vendor query modules (`salesforce`, `dynamics`, ...) are pure: they build requests and parse
 //! answers into [`vendor::VendorRecord`]s; their adapters grade those with

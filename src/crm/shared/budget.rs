@@ -12,6 +12,16 @@
 //! then), instead of a lookup holding a slot it would give up before (its deadline) and wasting
 //! it for everyone.
 //!
+//! Why one `UPDATE` is enough: under Read Committed a concurrent `UPDATE` of the same row waits
+//! for the first to commit, then "will attempt to apply its operation to the updated version of
+//! the row", re-evaluating its `WHERE` (PostgreSQL documentation, "Transaction Isolation", Read
+//! Committed). `clock_timestamp()` is the wall clock, changing during a statement, where
+//! `now()` is the transaction's start (PostgreSQL documentation, "Date/Time Functions and
+//! Operators"): `now()` here would be a time from before the wait. That the re-evaluation reads
+//! `clock_timestamp()` again after the wait follows from it re-running the expressions on the
+//! new row version; it is not spelled out there (unverified beyond `tests/shared_state.rs` and
+//! `tests/api/replicas.rs`, where no window exceeds the budget).
+//!
 //! Fails closed: when the database cannot be reached the call fails (`SharedState`, retryable)
 //! and the CRM is not called. A budget is the CRM's contract (HubSpot and Zendesk answer 429
 //! past it); with `queue.backend = "postgres"` the queue stops with the database anyway.
@@ -24,6 +34,12 @@ use crate::config::SourceSettings;
 use crate::crm::budget::CallBudget;
 use crate::crm::CrmError;
 use crate::metrics;
+
+/// The `reason` label of `attrsync_crm_shared_budget_refusals_total`: no slot within the
+/// horizon, or no database.
+pub const OVER_BUDGET: &str = "over_budget";
+pub const UNAVAILABLE: &str = "unavailable";
+pub const REFUSAL_REASONS: [&str; 2] = [OVER_BUDGET, UNAVAILABLE];
 
 pub struct SharedBudget {
     store: SharedStore,
@@ -184,11 +200,11 @@ impl CallBudget for SharedBudget {
                 Ok(())
             }
             Ok(Reserved::TooFar(wait)) => {
-                refused("over_budget");
+                refused(OVER_BUDGET);
                 Err(CrmError::OverBudget { retry_after: wait })
             }
             Err(e) => {
-                refused("unavailable");
+                refused(UNAVAILABLE);
                 tracing::warn!(source = self.source, error = %e, "the shared CRM budget is unreachable; not calling the CRM");
                 Err(e.into())
             }

@@ -6,8 +6,9 @@
 //! polls for its answer (`waited`) for at most `crm.shared.cache_wait_ms`, then asks the CRM
 //! itself (`wait_timeout`); otherwise it claims the row with one conditional upsert and asks
 //! the CRM (`miss`), storing the answer for the source's found / not-found TTL, or dropping the
-//! claim on an error (errors are never cached). A claim lasts `cache_wait_ms`, so a replica that
-//! dies mid-call holds nobody up for longer. Expired rows are deleted every
+//! claim on an error (errors are never cached). A claim lasts `cache_wait_ms` and is renewed
+//! while the claimer's call runs, so a replica that dies mid-call holds nobody up for longer,
+//! and a slow call (waiting for the budget) does not let a second replica claim the lookup. Expired rows are deleted every
 //! `cache_cleanup_secs` by whichever replica gets there.
 //!
 //! Row keys are HMAC-SHA256(`crm.shared.cache_key_secret`, source and key), never the phone
@@ -167,7 +168,11 @@ impl SharedCache {
             }
         };
         count(source, used);
-        let result = fetch.await;
+        let result = if used == SharedUse::Miss {
+            self.holding_claim(&id, fetch).await
+        } else {
+            fetch.await
+        };
         let answer = result.and_then(|candidates| {
             let text = serde_json::to_string(&candidates)
                 .map_err(|e| CrmError::InvalidResponse(e.to_string()))?;
@@ -237,6 +242,36 @@ impl SharedCache {
         } else {
             Look::Busy
         })
+    }
+
+    /// Runs `fetch` while renewing this replica's claim every half `cache_wait_ms`: a slow CRM
+    /// call (a wait for the budget, retries) must not let the claim lapse, or the next lookup
+    /// would claim it too and ask the CRM again.
+    async fn holding_claim<T>(&self, id: &str, fetch: impl Future<Output = T>) -> T {
+        tokio::pin!(fetch);
+        loop {
+            tokio::select! {
+                result = &mut fetch => return result,
+                _ = tokio::time::sleep(self.wait / 2) => {
+                    if let Err(e) = bounded(self.renew(id)).await {
+                        tracing::warn!(error = %e, "could not renew a shared CRM cache claim");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn renew(&self, id: &str) -> Result<(), SharedError> {
+        let claim_ms = i64::try_from(self.wait.as_millis()).unwrap_or(i64::MAX);
+        sqlx::query(&format!(
+            "UPDATE attrsync_crm_answers SET claimed_until = {NOW_MS} + $2
+             WHERE key = $1 AND claimed_until > 0"
+        ))
+        .bind(id)
+        .bind(claim_ms)
+        .execute(self.store.pool())
+        .await?;
+        Ok(())
     }
 
     async fn put(&self, id: &str, text: &str, keep_for: Duration) -> Result<(), SharedError> {
