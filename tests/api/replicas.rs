@@ -44,8 +44,11 @@ not_found_ttl_secs = 300
 
 [crm.shared]
 budget = "postgres"
-# This machine is shared and loaded: a call may reach the CRM simulator well after its slot.
-budget_margin_ms = 250
+# The machines these tests run on are shared and loaded (load averages past 20 on 2 cores were
+# seen): the simulator, in the test process, may read a call's arrival hundreds of milliseconds
+# after its slot. The margin keeps such late arrivals inside the budget (at 20 a second it
+# spaces slots 75 ms apart: 13.3 a second).
+budget_margin_ms = 500
 cache = "postgres"
 cache_key_secret = "replicas-test-secret-0123456789"
 "#,
@@ -190,8 +193,8 @@ async fn three_replicas_share_one_crm_budget_and_make_one_crm_call_per_caller() 
         busiest_second <= PER_SECOND,
         "the CRM saw {busiest_second} calls in one second; the deployment's budget is {PER_SECOND}"
     );
-    // The cap was real: 200 calls at 20 a second cannot take less than about 10 s.
-    assert!(crm_elapsed >= Duration::from_secs(9), "{crm_elapsed:?}");
+    // The cap was real: 200 calls spaced 75 ms apart cannot take less than about 15 s.
+    assert!(crm_elapsed >= Duration::from_secs(14), "{crm_elapsed:?}");
     for replica in replicas {
         replica.kill_hard().await;
     }

@@ -50,6 +50,11 @@ pub struct SharedBudget {
     /// One reservation at a time from this process: the others queue here rather than each
     /// holding one of the queue's pooled connections while waiting for the row lock.
     turn: tokio::sync::Mutex<()>,
+    /// The earliest slot the last refusal named (in this process's clock). TATs only grow, so
+    /// until it is within the horizon again every reservation would be refused too: those
+    /// are refused here, without a round trip (under load, refused callers would otherwise
+    /// crowd the row lock and delay the ones that get a slot).
+    refused_until: std::sync::Mutex<Option<Instant>>,
 }
 
 /// What a reservation came to.
@@ -87,6 +92,7 @@ impl SharedBudget {
             limits,
             horizon: Duration::from_secs(settings.max_retry_after_secs),
             turn: tokio::sync::Mutex::new(()),
+            refused_until: std::sync::Mutex::new(None),
         }
     }
 
@@ -165,6 +171,15 @@ impl SharedBudget {
     }
 }
 
+impl SharedBudget {
+    /// The wait to the slot the last refusal named, while it is still beyond the horizon.
+    fn known_refusal(&self) -> Option<Duration> {
+        let until = (*self.refused_until.lock().ok()?)?;
+        let wait = until.checked_duration_since(Instant::now())?;
+        (wait > self.horizon).then_some(wait)
+    }
+}
+
 /// The tolerance of an absent limit: `TAT − tolerance` is always in the past.
 const NO_LIMIT: i64 = 1 << 60;
 
@@ -182,6 +197,10 @@ impl CallBudget for SharedBudget {
             ::metrics::counter!(metrics::SHARED_BUDGET_REFUSALS, "source" => self.source, "reason" => reason)
                 .increment(1);
         };
+        if let Some(wait) = self.known_refusal() {
+            refused(OVER_BUDGET);
+            return Err(CrmError::OverBudget { retry_after: wait });
+        }
         // In turn within this process (not counted in the statement's time limit): waiting
         // here costs no pooled connection.
         let turn = self.turn.lock().await;
@@ -200,6 +219,9 @@ impl CallBudget for SharedBudget {
                 Ok(())
             }
             Ok(Reserved::TooFar(wait)) => {
+                if let Ok(mut until) = self.refused_until.lock() {
+                    *until = Some(Instant::now() + wait);
+                }
                 refused(OVER_BUDGET);
                 Err(CrmError::OverBudget { retry_after: wait })
             }
