@@ -51,6 +51,9 @@ budget = "postgres"
 budget_margin_ms = 500
 cache = "postgres"
 cache_key_secret = "replicas-test-secret-0123456789"
+# On such a machine a claimer's turn at the budget plus its slot can outlast the default 5 s
+# wait, and a waiter that gives up asks the CRM a second time.
+cache_wait_ms = 15000
 "#,
         base = crm.base_url()
     )
