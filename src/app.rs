@@ -38,13 +38,16 @@ impl App {
         let metrics = crate::metrics::install(&label_values());
         let genesys = GenesysClient::from_settings(&settings.genesys)
             .context("building the Genesys client")?;
-        let crm = crm::from_settings(&settings).context("building the CRM sources")?;
+        let queue = JobQueue::from_settings(&settings.queue).await?;
+        // What replicas share about the CRM lives in the queue's database (`crm.shared`).
+        let crm = crm::from_settings_shared(&settings, queue.postgres_pool())
+            .await
+            .context("building the CRM sources")?;
         let pipeline = Arc::new(Pipeline::from_settings(
             &settings,
             genesys.clone(),
             crm.clone(),
         ));
-        let queue = JobQueue::from_settings(&settings.queue).await?;
         let workers = WorkerPool::start(
             pipeline.clone(),
             queue.clone(),
@@ -202,6 +205,21 @@ pub fn label_values() -> Vec<LabelValues> {
         set(m::LIMITER_WAITS, "source", upstream_sources.clone()),
         set(m::LIMITER_WAIT_SECONDS, "source", upstream_sources),
         set(m::CACHE_LOOKUPS, "source", crm_sources.clone()),
+        set(m::SHARED_CACHE_LOOKUPS, "source", crm_sources.clone()),
+        set(
+            m::SHARED_CACHE_LOOKUPS,
+            "result",
+            crate::crm::shared::cache::SharedUse::ALL
+                .into_iter()
+                .map(|u| u.as_str())
+                .collect(),
+        ),
+        set(m::SHARED_BUDGET_REFUSALS, "source", crm_sources.clone()),
+        set(
+            m::SHARED_BUDGET_REFUSALS,
+            "reason",
+            crate::crm::shared::budget::REFUSAL_REASONS.to_vec(),
+        ),
         set(m::BREAKER_STATE, "source", crm_sources.clone()),
         set(m::CRM_TOKEN_FETCHES, "source", crm_sources.clone()),
         set(m::CANDIDATES_DROPPED, "source", crm_sources),

@@ -37,6 +37,8 @@ pub const BREAKER_STATE: &str = "attrsync_crm_circuit_state";
 pub const CANDIDATES_DROPPED: &str = "attrsync_crm_candidates_dropped_total";
 pub const CRM_TOKEN_FETCHES: &str = "attrsync_crm_token_fetches_total";
 pub const CRM_API_USAGE: &str = "attrsync_crm_api_usage_ratio";
+pub const SHARED_CACHE_LOOKUPS: &str = "attrsync_crm_shared_cache_lookups_total";
+pub const SHARED_BUDGET_REFUSALS: &str = "attrsync_crm_shared_budget_refusals_total";
 pub const LOAD_SHED: &str = "attrsync_requests_shed_total";
 pub const HTTP_REFUSALS: &str = "attrsync_http_refusals_total";
 pub const TLS_RELOADS: &str = "attrsync_tls_reloads_total";
@@ -258,6 +260,18 @@ pub const CATALOGUE: &[Metric] = &[
         Kind::Gauge,
         "Share of the CRM's daily API allocation used, as the CRM last reported it (Salesforce: Sforce-Limit-Info api-usage=N/M), by source",
         &["source"],
+    ),
+    metric(
+        SHARED_CACHE_LOOKUPS,
+        Kind::Counter,
+        "Shared (PostgreSQL) CRM cache lookups by source and result (hit; waited: another replica's answer; miss: this replica asked the CRM; wait_timeout; unavailable: the database could not be reached)",
+        &["source", "result"],
+    ),
+    metric(
+        SHARED_BUDGET_REFUSALS,
+        Kind::Counter,
+        "CRM calls the shared budget did not let go, by source and reason (over_budget: no slot within max_retry_after_secs; unavailable: the database could not be reached)",
+        &["source", "reason"],
     ),
     metric(
         CANDIDATES_DROPPED,

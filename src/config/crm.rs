@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{invalid, ConfigError};
-use crate::budget::RateBudget;
+use secrecy::{ExposeSecret as _, SecretString};
+
+use super::{invalid, redacted, ConfigError};
+use crate::budget::{Quota, RateBudget};
 use crate::domain::MatchQuality;
 use crate::retry::RetryPolicy;
 
@@ -26,6 +28,12 @@ pub struct SourceSettings {
     /// Calls per minute this source may make (0 = no budget) and how many may go at once.
     pub rate_limit_per_minute: u32,
     pub rate_limit_burst: u32,
+    /// Calls per second (0 = none), for vendors that also count per second (HubSpot's CRM
+    /// search API: 4 requests a second per token, HubSpot Developer Changelog, "CRM Search API
+    /// Rate Limit Increase"): spaced evenly, never more than this in any one-second window. (`default`:
+    /// sections written as data elsewhere, tests and vendor examples, may leave it out.)
+    #[serde(default)]
+    pub rate_limit_per_second: u32,
     /// Consecutive failed lookups that open the source's circuit (0 = no breaker).
     pub breaker_failures: u32,
     pub breaker_cooldown_ms: u64,
@@ -59,6 +67,13 @@ impl SourceSettings {
             self.rate_limit_per_minute,
             self.rate_limit_burst,
         )
+    }
+    /// A fresh per-second budget for `source` (`rate_limit_per_second`; burst 1, so calls are
+    /// spaced evenly and no one-second window holds more than the limit).
+    pub fn per_second_budget(&self, source: &'static str) -> RateBudget {
+        let quota = std::num::NonZeroU32::new(self.rate_limit_per_second)
+            .map(|n| Quota::per_second(n).allow_burst(std::num::NonZeroU32::MIN));
+        RateBudget::with_quota("crm", source, quota)
     }
     pub fn breaker_cooldown(&self) -> Duration {
         Duration::from_millis(self.breaker_cooldown_ms)
@@ -95,6 +110,86 @@ impl SourceSettings {
                 &format!("{section}.breaker_cooldown_ms"),
                 "must be greater than 0 when breaker_failures is set",
             ));
+        }
+        Ok(())
+    }
+}
+
+/// Where a deployment-wide piece of CRM state lives (`crm.shared.budget`, `crm.shared.cache`):
+/// in each process, or in the queue's PostgreSQL database, shared by every replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SharedScope {
+    Process,
+    Postgres,
+}
+
+/// `[crm.shared]`: what replicas on one PostgreSQL queue share about the CRM.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct SharedCrmSettings {
+    /// Each source's rate budget: per process, or one for the whole deployment.
+    pub budget: SharedScope,
+    /// How late after its slot a call may reach the CRM with every window still under the
+    /// shared budget's limits (the slots are spaced `(window + margin) / limit` apart).
+    pub budget_margin_ms: u64,
+    /// A second-level answer cache behind the in-process one: none, or one in PostgreSQL.
+    pub cache: SharedScope,
+    /// How long a replica waits for another one's answer to the same lookup before it asks
+    /// the CRM itself.
+    pub cache_wait_ms: u64,
+    /// The HMAC key the shared cache's row keys are made with (every replica the same).
+    #[serde(serialize_with = "redacted")]
+    pub cache_key_secret: SecretString,
+    /// How often a replica deletes expired shared cache rows.
+    pub cache_cleanup_secs: u64,
+}
+
+/// The shortest `crm.shared.cache_key_secret` accepted.
+pub const MIN_CACHE_KEY_SECRET: usize = 16;
+
+impl SharedCrmSettings {
+    pub fn budget_margin(&self) -> Duration {
+        Duration::from_millis(self.budget_margin_ms)
+    }
+    pub fn cache_wait(&self) -> Duration {
+        Duration::from_millis(self.cache_wait_ms)
+    }
+    pub fn cache_cleanup(&self) -> Duration {
+        Duration::from_secs(self.cache_cleanup_secs)
+    }
+    /// Whether anything is kept in PostgreSQL.
+    pub fn uses_postgres(&self) -> bool {
+        self.budget == SharedScope::Postgres || self.cache == SharedScope::Postgres
+    }
+
+    /// `on_postgres`: whether `queue.backend = "postgres"` (the database shared state lives in).
+    pub fn validate(&self, on_postgres: bool) -> Result<(), ConfigError> {
+        for (key, scope) in [
+            ("crm.shared.budget", self.budget),
+            ("crm.shared.cache", self.cache),
+        ] {
+            if scope == SharedScope::Postgres && !on_postgres {
+                return Err(invalid(
+                    key,
+                    "\"postgres\" needs queue.backend = \"postgres\" (the state lives in the queue's database)",
+                ));
+            }
+        }
+        if self.cache == SharedScope::Postgres {
+            if self.cache_key_secret.expose_secret().trim().len() < MIN_CACHE_KEY_SECRET {
+                return Err(invalid(
+                    "crm.shared.cache_key_secret",
+                    format!(
+                        "required when crm.shared.cache = \"postgres\": at least {MIN_CACHE_KEY_SECRET} characters, the same on every replica (set ATTRSYNC_CRM__SHARED__CACHE_KEY_SECRET)"
+                    ),
+                ));
+            }
+            if self.cache_wait_ms == 0 || self.cache_cleanup_secs == 0 {
+                return Err(invalid(
+                    "crm.shared.cache_wait_ms",
+                    "cache_wait_ms and cache_cleanup_secs must be greater than 0",
+                ));
+            }
         }
         Ok(())
     }
@@ -169,6 +264,7 @@ mod tests {
             max_retry_after_secs: 1,
             rate_limit_per_minute: 0,
             rate_limit_burst: 1,
+            rate_limit_per_second: 0,
             breaker_failures: 0,
             breaker_cooldown_ms: 0,
             cache_ttl_secs: 0,
@@ -190,6 +286,36 @@ mod tests {
         let mut s = source();
         s.retry_base_ms = 1000;
         assert!(s.validate("crm.x").is_err());
+    }
+
+    fn shared(budget: SharedScope, cache: SharedScope, secret: &str) -> SharedCrmSettings {
+        SharedCrmSettings {
+            budget,
+            budget_margin_ms: 50,
+            cache,
+            cache_wait_ms: 2000,
+            cache_key_secret: secret.to_owned().into(),
+            cache_cleanup_secs: 60,
+        }
+    }
+
+    #[test]
+    fn shared_state_needs_the_postgres_queue_and_the_shared_cache_a_key_secret() {
+        use SharedScope::{Postgres, Process};
+        assert!(shared(Process, Process, "").validate(false).is_ok());
+        let err = shared(Postgres, Process, "").validate(false).unwrap_err();
+        assert!(err.to_string().contains("crm.shared.budget"), "{err}");
+        assert!(shared(Postgres, Process, "").validate(true).is_ok());
+        let err = shared(Process, Postgres, "short")
+            .validate(true)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("crm.shared.cache_key_secret"),
+            "{err}"
+        );
+        assert!(shared(Process, Postgres, "0123456789abcdef")
+            .validate(true)
+            .is_ok());
     }
 
     #[test]

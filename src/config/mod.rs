@@ -26,7 +26,10 @@ use serde::{Deserialize, Serialize, Serializer};
 
 pub use crate::merge::Overwrite;
 pub use auth::{AuthGroup, AuthMode, AuthSettings, EndpointAuth};
-pub use crm::{ChainMode, MatchPolicy, MatchSettings, SourceSettings};
+pub use crm::{
+    ChainMode, MatchPolicy, MatchSettings, SharedCrmSettings, SharedScope, SourceSettings,
+    MIN_CACHE_KEY_SECRET,
+};
 pub use dynamics::DynamicsSettings;
 pub use network::{contains, parse_cidr, TlsSettings};
 pub use oauth::{AssertionAlgorithm, ClientAuth, OAuthGrant, OAuthSettings};

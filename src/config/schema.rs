@@ -10,7 +10,7 @@ use phonenumber::country;
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::crm::{ChainMode, MatchPolicy, MatchSettings, SourceSettings};
+use super::crm::{ChainMode, MatchPolicy, MatchSettings, SharedCrmSettings, SourceSettings};
 use super::network::TlsSettings;
 use super::sql::SqlCrmSettings;
 use super::{invalid, redacted, ConfigError};
@@ -228,6 +228,8 @@ pub struct CrmSettings {
     pub sql: SqlCrmSettings,
     pub salesforce: super::salesforce::SalesforceSettings,
     pub dynamics: super::dynamics::DynamicsSettings,
+    /// What replicas share about the CRM (`[crm.shared]`).
+    pub shared: SharedCrmSettings,
 }
 
 impl CrmSettings {

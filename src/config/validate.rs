@@ -141,6 +141,9 @@ impl Settings {
     /// The chain (`crm.sources`, one instance per adapter), the match policy, and each source's
     /// section.
     fn validate_crm(&self) -> Result<(), ConfigError> {
+        self.crm
+            .shared
+            .validate(self.queue.backend == QueueBackend::Postgres)?;
         let kinds = self.crm.source_kinds();
         for (i, kind) in kinds.iter().enumerate() {
             if kinds[..i].contains(kind) {
@@ -437,6 +440,27 @@ mod tests {
             ("ATTRSYNC_CRM__HTTP__ALLOWED_HOSTS", "crm.example.com"),
         ])
         .is_ok());
+    }
+
+    #[test]
+    fn shared_crm_state_is_refused_on_sqlite_and_read_from_the_environment_on_postgres() {
+        let err = load(&[("ATTRSYNC_CRM__SHARED__BUDGET", "postgres")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("crm.shared.budget"), "{err}");
+        let postgres = [
+            ("ATTRSYNC_QUEUE__BACKEND", "postgres"),
+            ("ATTRSYNC_QUEUE__POSTGRES_URL", "postgres://u@db/attrsync"),
+            ("ATTRSYNC_CRM__SHARED__BUDGET", "postgres"),
+            ("ATTRSYNC_CRM__SHARED__CACHE", "postgres"),
+        ];
+        let err = load(&postgres).unwrap_err().to_string();
+        assert!(err.contains("crm.shared.cache_key_secret"), "{err}");
+        let mut with_secret = postgres.to_vec();
+        with_secret.push(("ATTRSYNC_CRM__SHARED__CACHE_KEY_SECRET", "0123456789abcdef"));
+        let s = load(&with_secret).unwrap();
+        assert!(s.crm.shared.uses_postgres());
+        assert!(!s.redacted_toml().contains("0123456789abcdef"));
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! for one key, kept as long as that source's TTL for its outcome (found, or not found), the
 //! size bounded by `cache.max_entries`. Concurrent lookups of one key at one source share a
 //! single call. Errors are never cached. [`AnswerCache::peek`] reads without calling anything
-//! (for an explain that must not fill the cache).
+//! (for an explain that must not fill the cache). With `crm.shared.cache = "postgres"` a miss
+//! here asks the replicas' shared cache (`shared::cache`) before the source, and keeps its
+//! answer only as long as the shared row has left.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use moka::future::Cache;
 use moka::Expiry;
 
 use super::candidate::Candidate;
+use super::shared::cache::SharedCache;
 use super::{CrmError, CustomerKey};
 use crate::config::CacheSettings;
 use crate::metrics;
@@ -26,6 +29,14 @@ pub struct Ttls {
 impl Ttls {
     fn caches(&self) -> bool {
         !self.found.is_zero() || !self.not_found.is_zero()
+    }
+
+    fn keep(&self, candidates: &[Candidate]) -> Duration {
+        if candidates.is_empty() {
+            self.not_found
+        } else {
+            self.found
+        }
     }
 }
 
@@ -67,6 +78,8 @@ impl Expiry<String, Entry> for PerEntry {
 #[derive(Clone)]
 pub struct AnswerCache {
     cache: Cache<String, Entry>,
+    /// The second level, shared by the replicas.
+    shared: Option<Arc<SharedCache>>,
 }
 
 impl AnswerCache {
@@ -80,7 +93,14 @@ impl AnswerCache {
                 .max_capacity(max_entries)
                 .expire_after(PerEntry)
                 .build(),
+            shared: None,
         }
+    }
+
+    /// The same cache in front of the replicas' `shared` one.
+    pub fn with_shared(mut self, shared: Arc<SharedCache>) -> Self {
+        self.shared = Some(shared);
+        self
     }
 
     fn key(source: &str, key: &CustomerKey) -> String {
@@ -99,20 +119,26 @@ impl AnswerCache {
         if !ttls.caches() {
             return Ok((fetch.await?, CacheUse::None));
         }
+        let shared = self.shared.clone();
         let entry = self
             .cache
             .entry(Self::key(source, key))
             .or_try_insert_with(async move {
+                if let Some(shared) = shared {
+                    let answer = shared
+                        .get_or_fetch(source, key, ttls.found, ttls.not_found, fetch)
+                        .await?;
+                    return Ok(Entry {
+                        text: Arc::from(answer.text),
+                        keep_for: answer.keep_for,
+                    });
+                }
                 let candidates = fetch.await?;
                 let text = serde_json::to_string(&candidates)
                     .map_err(|e| CrmError::InvalidResponse(e.to_string()))?;
                 Ok(Entry {
                     text: Arc::from(text),
-                    keep_for: if candidates.is_empty() {
-                        ttls.not_found
-                    } else {
-                        ttls.found
-                    },
+                    keep_for: ttls.keep(&candidates),
                 })
             })
             .await

@@ -265,6 +265,7 @@ mod tests {
                 max_retry_after_secs: 1,
                 rate_limit_per_minute: 0,
                 rate_limit_burst: 1,
+                rate_limit_per_second: 0,
                 breaker_failures: 0,
                 breaker_cooldown_ms: 1,
                 cache_ttl_secs: 0,

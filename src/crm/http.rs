@@ -14,6 +14,7 @@
 //! `national`; ids and emails are `exact`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use phonenumber::country;
@@ -22,6 +23,7 @@ use reqwest::Method;
 use secrecy::ExposeSecret;
 use serde_json::Value;
 
+use super::budget::CallBudget;
 use super::candidate::{last_modified_of, Candidate, MatchQuality};
 use super::grade::{best_match, count_dropped, NOT_MATCHING};
 use super::upstream::{http_client, Upstream};
@@ -90,6 +92,12 @@ impl HttpCrm {
             region,
             upstream: Upstream::from_settings(SOURCE, &settings.common),
         })
+    }
+
+    /// The same adapter, its calls waiting on `budget` (`upstream::Budgets` chose it).
+    pub fn with_budget(mut self, budget: Arc<dyn CallBudget>) -> Self {
+        self.upstream = self.upstream.with_budget(budget);
+        self
     }
 
     /// The values to try for a key, in order (several notations for a phone number).

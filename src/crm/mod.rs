@@ -1,15 +1,18 @@
 //! CRM sources: the adapter contract ([`CrmAdapter`], [`CrmError`], [`Candidate`]), what every
 //! adapter shares (grading what a vendor returned: `grade`; the calls it makes under its
-//! source's timeout, retries and budget: `upstream`; OAuth tokens: `oauth`), what stands in front
-//! of every adapter (its circuit `breaker`, the answer `cache`, together a `source`), the match
-//! `policy`, and the `chain` of sources a lookup goes through. [`from_settings`] is the one place
-//! adapters are chosen; [`adapter`] the one place each is built.
+//! source's timeout, retries and `budget`: `upstream`; OAuth tokens: `oauth`), what stands in
+//! front of every adapter (its circuit `breaker`, the answer `cache`, together a `source`), the
+//! match `policy`, and the `chain` of sources a lookup goes through; what replicas share in
+//! PostgreSQL (the budget and a second-level cache: `shared`). [`from_settings`] (or
+//! [`from_settings_shared`]) is the one place adapters are chosen; [`adapter`] the one place
+//! each is built.
 //!
 //! Vendor query modules (`salesforce`, `dynamics`, ...) are pure: they build requests and parse
 //! answers into [`vendor::VendorRecord`]s; their adapters grade those with
 //! [`grade::grade_records`].
 
 pub mod breaker;
+pub mod budget;
 pub mod cache;
 pub mod candidate;
 pub mod chain;
@@ -23,6 +26,7 @@ pub mod oauth;
 pub mod policy;
 pub mod salesforce;
 pub mod servicenow;
+pub mod shared;
 pub mod source;
 pub mod sql;
 pub mod upstream;
@@ -78,6 +82,14 @@ pub enum CrmError {
     /// (`oauth::TokenManager::with_token`); this escapes only when the new one is refused too.
     #[error("CRM refused the access token")]
     InvalidSession,
+    /// The deployment-wide state (`[crm.shared]`) is unreachable; the shared budget fails
+    /// closed, so the CRM was not called.
+    #[error("{0}")]
+    SharedState(String),
+    /// The deployment's shared budget has no slot within the source's `max_retry_after_secs`:
+    /// the CRM was not called; try again after `retry_after`.
+    #[error("CRM budget of the deployment spent for now")]
+    OverBudget { retry_after: Duration },
 }
 
 impl CrmError {
@@ -94,6 +106,8 @@ impl CrmError {
             CrmError::Quota { .. } => "quota",
             CrmError::Auth(_) => "auth",
             CrmError::InvalidSession => "invalid_session",
+            CrmError::SharedState(_) => "shared_state",
+            CrmError::OverBudget { .. } => "over_budget",
         }
     }
 
@@ -129,7 +143,9 @@ impl Retryable for CrmError {
             | CrmError::CircuitOpen { .. }
             | CrmError::RateLimited { .. }
             // A queued event may wait for the allocation; past its horizon it gives up.
-            | CrmError::Quota { .. } => true,
+            | CrmError::Quota { .. }
+            | CrmError::SharedState(_)
+            | CrmError::OverBudget { .. } => true,
             CrmError::InvalidResponse(_)
             | CrmError::Unavailable(_)
             | CrmError::Auth(_)
@@ -142,9 +158,9 @@ impl Retryable for CrmError {
             CrmError::Status { retry_after, .. } | CrmError::RateLimited { retry_after } => {
                 *retry_after
             }
-            CrmError::CircuitOpen { retry_after } | CrmError::Quota { retry_after } => {
-                Some(*retry_after)
-            }
+            CrmError::CircuitOpen { retry_after }
+            | CrmError::Quota { retry_after }
+            | CrmError::OverBudget { retry_after } => Some(*retry_after),
             _ => None,
         }
     }
@@ -170,35 +186,84 @@ pub trait CrmAdapter: Send + Sync {
     async fn ready(&self) -> Result<(), CrmError>;
 }
 
-/// Builds the adapter of `kind` from its section of `settings`. Each adapter registers here
-/// (and in `CrmAdapterKind`, `CrmSettings::common` and `Settings::validate_crm`).
-pub fn adapter(kind: CrmAdapterKind, settings: &Settings) -> anyhow::Result<Arc<dyn CrmAdapter>> {
+/// Builds the adapter of `kind` from its section of `settings`, its calls waiting on the budget
+/// `budgets` gives it. Each adapter registers here (and in `CrmAdapterKind`,
+/// `CrmSettings::common` and `Settings::validate_crm`).
+pub fn adapter(
+    kind: CrmAdapterKind,
+    settings: &Settings,
+    budgets: &upstream::Budgets,
+) -> anyhow::Result<Arc<dyn CrmAdapter>> {
     let region = settings.phone.default_region;
+    let budget = |source: &'static str| budgets.for_source(source, settings.crm.common(kind));
     Ok(match kind {
         CrmAdapterKind::File => Arc::new(file::FileCrm::from_settings(&settings.crm.file, region)?),
-        CrmAdapterKind::Http => Arc::new(http::HttpCrm::from_settings(&settings.crm.http, region)?),
-        CrmAdapterKind::Sql => Arc::new(sql::SqlCrm::from_settings(&settings.crm.sql, region)?),
-        CrmAdapterKind::Salesforce => Arc::new(salesforce::SalesforceCrm::from_settings(
-            &settings.crm.salesforce,
-            region,
-        )?),
-        CrmAdapterKind::Dynamics => Arc::new(dynamics::DynamicsCrm::from_settings(
-            &settings.crm.dynamics,
-            region,
-        )?),
+        CrmAdapterKind::Http => Arc::new(
+            http::HttpCrm::from_settings(&settings.crm.http, region)?
+                .with_budget(budget(kind.as_str())),
+        ),
+        CrmAdapterKind::Sql => Arc::new(
+            sql::SqlCrm::from_settings(&settings.crm.sql, region)?
+                .with_budget(budget(kind.as_str())),
+        ),
+        CrmAdapterKind::Salesforce => Arc::new(
+            salesforce::SalesforceCrm::from_settings(&settings.crm.salesforce, region)?
+                .with_budget(budget(kind.as_str())),
+        ),
+        CrmAdapterKind::Dynamics => Arc::new(
+            dynamics::DynamicsCrm::from_settings(&settings.crm.dynamics, region)?
+                .with_budget(budget(kind.as_str())),
+        ),
     })
 }
 
 /// The configured sources in chain order (`crm.sources`, or `crm.adapter`), each behind its own
-/// breaker, sharing one answer cache (`[cache]`).
+/// breaker, sharing one answer cache (`[cache]`); every budget and cache per process.
 pub fn from_settings(settings: &Settings) -> anyhow::Result<CrmSources> {
-    let cache = cache::AnswerCache::from_settings(&settings.cache);
+    build(settings, None)
+}
+
+/// As [`from_settings`], with what `[crm.shared]` puts in PostgreSQL kept in `postgres` (the
+/// queue's pool; `None` with the SQLite queue, which validation allows only with nothing
+/// shared).
+pub async fn from_settings_shared(
+    settings: &Settings,
+    postgres: Option<sqlx::PgPool>,
+) -> anyhow::Result<CrmSources> {
+    if !settings.crm.shared.uses_postgres() {
+        return build(settings, None);
+    }
+    let Some(pool) = postgres else {
+        anyhow::bail!("crm.shared: \"postgres\" needs queue.backend = \"postgres\"");
+    };
+    let store = shared::SharedStore::open(pool)
+        .await
+        .map_err(|e| anyhow::anyhow!("crm.shared: cannot make its tables: {e}"))?;
+    build(settings, Some(store))
+}
+
+fn build(settings: &Settings, store: Option<shared::SharedStore>) -> anyhow::Result<CrmSources> {
+    use crate::config::SharedScope;
+    let shared = &settings.crm.shared;
+    let budgets = match &store {
+        Some(store) if shared.budget == SharedScope::Postgres => upstream::Budgets::Shared {
+            store: store.clone(),
+            margin: shared.budget_margin(),
+        },
+        _ => upstream::Budgets::Process,
+    };
+    let mut cache = cache::AnswerCache::from_settings(&settings.cache);
+    if let Some(store) = store.filter(|_| shared.cache == SharedScope::Postgres) {
+        cache = cache.with_shared(Arc::new(shared::cache::SharedCache::from_settings(
+            store, shared,
+        )));
+    }
     let sources = settings
         .crm
         .source_kinds()
         .into_iter()
         .map(|kind| {
-            let built = adapter(kind, settings)
+            let built = adapter(kind, settings, &budgets)
                 .map_err(|e| e.context(format!("building the {} CRM source", kind.as_str())))?;
             Ok(source::Source::from_settings(
                 built,

@@ -94,6 +94,8 @@ impl Source {
         match &result {
             Err(e) => match e.opens_circuit_for() {
                 Some(duration) => self.breaker.trip(duration),
+                // Our own budget or its database, not the CRM: the breaker is left alone.
+                None if matches!(e, CrmError::OverBudget { .. } | CrmError::SharedState(_)) => {}
                 None if e.is_retryable() => self.breaker.failed(),
                 // A refusal the CRM will repeat (bad credentials, a malformed answer) is not
                 // a CRM in trouble: leaving it alone would not help.

@@ -2,31 +2,69 @@
 //! operation under the source's retry policy, each attempt waiting for the rate budget and cut
 //! off at the per-attempt timeout; [`Upstream::send`] sends one HTTP request and records it
 //! (`attrsync_upstream_*` with the `source` label); [`http_client`] is the reqwest client every
-//! HTTP adapter starts from (timeouts, user agent, no redirects).
+//! HTTP adapter starts from (timeouts, user agent, no redirects). [`Budgets`] is where each
+//! source's budget is chosen from `crm.shared.budget`: this process's, or the deployment's.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
+use super::budget::{CallBudget, LocalBudget};
+use super::shared::budget::SharedBudget;
+use super::shared::SharedStore;
 use super::CrmError;
 use crate::budget::RateBudget;
 use crate::config::SourceSettings;
 use crate::metrics;
 use crate::retry::RetryPolicy;
 
+/// Where the sources' rate budgets live, chosen once from `crm.shared.budget`.
+#[derive(Clone)]
+pub enum Budgets {
+    /// Each process has its own (governor).
+    Process,
+    /// One per source for the whole deployment, in the queue's PostgreSQL database, its slots
+    /// spaced for calls up to `margin` late (`crm.shared.budget_margin_ms`).
+    Shared {
+        store: SharedStore,
+        margin: Duration,
+    },
+}
+
+impl Budgets {
+    /// The budget `source`'s calls wait on, as its section's `settings` describe it.
+    pub fn for_source(
+        &self,
+        source: &'static str,
+        settings: &SourceSettings,
+    ) -> Arc<dyn CallBudget> {
+        match self {
+            Budgets::Process => Arc::new(LocalBudget::from_settings(source, settings)),
+            Budgets::Shared { store, margin } => Arc::new(SharedBudget::from_settings(
+                store.clone(),
+                source,
+                settings,
+                *margin,
+            )),
+        }
+    }
+}
+
 pub struct Upstream {
     source: &'static str,
     retry: RetryPolicy,
-    budget: RateBudget,
+    budget: Arc<dyn CallBudget>,
     timeout: Duration,
 }
 
 impl Upstream {
-    /// The calls of `source` as its section's `settings` describe them.
+    /// The calls of `source` as its section's `settings` describe them, with this process's
+    /// budget ([`Upstream::with_budget`] puts another in its place).
     pub fn from_settings(source: &'static str, settings: &SourceSettings) -> Self {
         Self::new(
             source,
             settings.retry(),
-            settings.budget(source),
+            Arc::new(LocalBudget::from_settings(source, settings)),
             settings.timeout(),
         )
     }
@@ -34,7 +72,7 @@ impl Upstream {
     pub fn new(
         source: &'static str,
         retry: RetryPolicy,
-        budget: RateBudget,
+        budget: Arc<dyn CallBudget>,
         timeout: Duration,
     ) -> Self {
         Self {
@@ -43,6 +81,17 @@ impl Upstream {
             budget,
             timeout,
         }
+    }
+
+    /// The same calls, waiting on `budget` (the one `Budgets` chose).
+    pub fn with_budget(mut self, budget: Arc<dyn CallBudget>) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// This process's budget of one limiter: for tests and adapters without settings.
+    pub fn local_budget(budget: RateBudget) -> Arc<dyn CallBudget> {
+        Arc::new(OneLimiter(budget))
     }
 
     pub fn source(&self) -> &'static str {
@@ -67,7 +116,7 @@ impl Upstream {
                 || {
                     let next = attempt();
                     async move {
-                        self.budget.acquire().await;
+                        self.budget.acquire().await?;
                         tokio::time::timeout(self.timeout, next)
                             .await
                             .unwrap_or(Err(CrmError::Timeout))
@@ -117,6 +166,17 @@ impl Upstream {
     }
 }
 
+/// One in-process limiter as a [`CallBudget`].
+struct OneLimiter(RateBudget);
+
+#[async_trait::async_trait]
+impl CallBudget for OneLimiter {
+    async fn acquire(&self) -> Result<(), CrmError> {
+        self.0.acquire().await;
+        Ok(())
+    }
+}
+
 /// The client builder every HTTP adapter starts from: `settings`' timeouts, attrsync's user
 /// agent, and no redirects (a lookup must not be sent to a host nobody configured).
 pub fn http_client(settings: &SourceSettings) -> reqwest::ClientBuilder {
@@ -142,7 +202,7 @@ mod tests {
                 max_delay: Duration::from_millis(5),
                 max_retry_after: Duration::from_secs(1),
             },
-            RateBudget::for_source("crm", "test", 0, 1),
+            Upstream::local_budget(RateBudget::for_source("crm", "test", 0, 1)),
             Duration::from_millis(timeout_ms),
         )
     }

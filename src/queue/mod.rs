@@ -141,6 +141,12 @@ impl JobQueue {
         self.closed.load(Ordering::Acquire)
     }
 
+    /// The queue's PostgreSQL pool (`None` on SQLite): the CRM's shared budget and cache live
+    /// in the same database and schema.
+    pub fn postgres_pool(&self) -> Option<sqlx::PgPool> {
+        self.store.postgres_pool()
+    }
+
     /// `sqlite` or `postgres`.
     pub fn backend(&self) -> &'static str {
         self.store.backend()

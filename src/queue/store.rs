@@ -207,6 +207,15 @@ impl JobStore {
         }
     }
 
+    /// The PostgreSQL pool, for what replicas share besides the queue (`crm.shared`); `None`
+    /// on SQLite.
+    pub fn postgres_pool(&self) -> Option<PgPool> {
+        match &self.pool {
+            Pool::Postgres(pool) => Some(pool.clone()),
+            Pool::Sqlite(_) => None,
+        }
+    }
+
     pub fn backend(&self) -> &'static str {
         match self.pool {
             Pool::Sqlite(_) => "sqlite",

@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
-use super::{bearer_token, lock, ServerHandle};
+use super::{bearer_token, lock, ServerHandle, Traffic};
 
 #[derive(Debug, Clone, Default)]
 pub struct CrmSimConfig {
@@ -115,6 +115,13 @@ impl CrmSim {
         self.shared.requests.load(Ordering::Relaxed)
     }
 
+    /// API requests as the CRM would count them against a rate limit: every request under
+    /// `/api/customers` (operation `api`), with the busiest window
+    /// ([`Traffic::max_in_window`]).
+    pub fn traffic(&self) -> &Traffic {
+        &self.shared.traffic
+    }
+
     /// API requests received per request path (e.g. `/api/customers`,
     /// `/api/customers/C-1001`).
     pub fn requests_by_path(&self) -> BTreeMap<String, u64> {
@@ -151,6 +158,7 @@ struct Shared {
     faults: Mutex<Faults>,
     log: Mutex<RequestLog>,
     requests: AtomicU64,
+    traffic: Traffic,
 }
 
 struct Faults {
@@ -177,6 +185,7 @@ impl Shared {
             }),
             log: Mutex::new(RequestLog::default()),
             requests: AtomicU64::new(0),
+            traffic: Traffic::default(),
         }
     }
 
@@ -194,6 +203,7 @@ impl Shared {
     /// made, including the ones the CRM refused.
     fn record(&self, path: &str, queries: impl IntoIterator<Item = String>) {
         self.requests.fetch_add(1, Ordering::Relaxed);
+        self.traffic.record("api");
         let mut log = lock(&self.log);
         *log.by_path.entry(path.to_owned()).or_default() += 1;
         log.queries.extend(queries);

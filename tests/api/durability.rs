@@ -16,10 +16,11 @@ use tokio::process::{Child, Command};
 
 use crate::helpers::{eventbridge_start, json_body, spawn_app_with, use_http_crm};
 
-/// An `attrsync serve` child process with its own settings (all through the environment).
-struct Attrsync {
+/// An `attrsync serve` child process with its own settings (all through the environment;
+/// `tests/api/replicas.rs` runs three).
+pub(crate) struct Attrsync {
     child: Child,
-    base: String,
+    pub(crate) base: String,
 }
 
 const API_KEY: &str = "durability-test-key";
@@ -32,7 +33,7 @@ fn free_port() -> u16 {
 }
 
 impl Attrsync {
-    async fn start(sim: &GenesysSim, extra: &[(&str, String)]) -> Attrsync {
+    pub(crate) async fn start(sim: &GenesysSim, extra: &[(&str, String)]) -> Attrsync {
         let port = free_port();
         let mut command = Command::new(env!("CARGO_BIN_EXE_attrsync"));
         command
@@ -52,7 +53,11 @@ impl Attrsync {
             .env("ATTRSYNC_QUEUE__POLL_INTERVAL_MS", "20")
             .env("ATTRSYNC_QUEUE__RETRY_BASE_MS", "20")
             .env("ATTRSYNC_TELEMETRY__LOG_LEVEL", "warn")
-            .stdout(Stdio::null())
+            .stdout(if std::env::var_os("TEST_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .stderr(if std::env::var_os("TEST_LOG").is_some() {
                 Stdio::inherit()
             } else {
@@ -80,13 +85,30 @@ impl Attrsync {
     }
 
     /// SIGKILL: no shutdown hook runs, nothing is flushed.
-    async fn kill_hard(mut self) {
+    pub(crate) async fn kill_hard(mut self) {
         self.child.start_kill().expect("SIGKILL");
         let _ = self.child.wait().await;
     }
 
+    /// The series of this process's /metrics whose names start with one of `prefixes`.
+    pub(crate) async fn metrics_matching(&self, prefixes: &[&str]) -> Vec<(String, f64)> {
+        let text = reqwest::get(format!("{}/metrics", self.base))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .filter(|l| prefixes.iter().any(|p| l.starts_with(p)))
+            .filter_map(|l| {
+                let (series, value) = l.rsplit_once(' ')?;
+                Some((series.to_owned(), value.parse().ok()?))
+            })
+            .collect()
+    }
+
     /// Sum of `attrsync_events_total{outcome="patched"}` in this process's /metrics.
-    async fn patched_count(&self) -> u64 {
+    pub(crate) async fn patched_count(&self) -> u64 {
         let text = reqwest::get(format!("{}/metrics", self.base))
             .await
             .expect("metrics")
@@ -103,7 +125,7 @@ impl Attrsync {
 }
 
 /// Delivers an event like EventBridge does: a 503 (queue busy) is retried, a few times.
-async fn send(client: &reqwest::Client, base: &str, event: &Value) -> Option<u16> {
+pub(crate) async fn send(client: &reqwest::Client, base: &str, event: &Value) -> Option<u16> {
     let mut status = None;
     for attempt in 0..5 {
         status = client
@@ -139,7 +161,7 @@ fn calls(sim: &GenesysSim, n: usize) -> Vec<(CreatedConversation, Value)> {
 }
 
 /// Waits (bounded) until every call has at least one accepted PATCH.
-async fn wait_until_patched(
+pub(crate) async fn wait_until_patched(
     sim: &GenesysSim,
     calls: &[(CreatedConversation, Value)],
     limit: Duration,
@@ -165,7 +187,10 @@ async fn wait_until_patched(
     }
 }
 
-fn assert_each_patched_exactly_once(sim: &GenesysSim, calls: &[(CreatedConversation, Value)]) {
+pub(crate) fn assert_each_patched_exactly_once(
+    sim: &GenesysSim,
+    calls: &[(CreatedConversation, Value)],
+) {
     let twice: Vec<usize> = calls
         .iter()
         .map(|(c, _)| {

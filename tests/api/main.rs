@@ -26,6 +26,7 @@ mod merge;
 mod ops;
 mod parties;
 mod pki;
+mod replicas;
 mod sql_db;
 mod tls;
 mod token_pool;

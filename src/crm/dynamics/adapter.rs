@@ -360,6 +360,18 @@ fn tables(settings: &DynamicsSettings) -> anyhow::Result<Vec<Table>> {
     Ok(tables)
 }
 
+impl DynamicsCrm {
+    /// The same adapter, its calls waiting on `budget` (`upstream::Budgets` chose it: this
+    /// process's, or the deployment's shared one).
+    pub fn with_budget(
+        mut self,
+        budget: std::sync::Arc<dyn crate::crm::budget::CallBudget>,
+    ) -> Self {
+        self.upstream = self.upstream.with_budget(budget);
+        self
+    }
+}
+
 #[async_trait::async_trait]
 impl CrmAdapter for DynamicsCrm {
     fn kind(&self) -> &'static str {
