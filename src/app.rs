@@ -44,7 +44,9 @@ impl App {
             genesys.clone(),
             crm.clone(),
         ));
-        let queue = JobQueue::from_settings(&settings.queue).await?;
+        let queue = JobQueue::from_settings(&settings.queue)
+            .await?
+            .with_journal(&settings.journal);
         let workers = WorkerPool::start(
             pipeline.clone(),
             queue.clone(),

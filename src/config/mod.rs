@@ -28,7 +28,8 @@ pub use oauth::{AssertionAlgorithm, ClientAuth, OAuthGrant, OAuthSettings};
 pub use schema::{
     CacheSettings, CrmAdapterKind, CrmSettings, FileCrmSettings, GenesysSettings, HttpAuthKind,
     HttpCrmSettings, LogFormat, LookupSettings, MergeSettings, PhoneSettings, QueueBackend,
-    QueueSettings, ServerSettings, TelemetrySettings, DEFAULT_CUSTOMER_FILE, SAMPLE_CUSTOMERS,
+    JournalSettings, QueueSettings, ServerSettings, TelemetrySettings, DEFAULT_CUSTOMER_FILE,
+    SAMPLE_CUSTOMERS,
 };
 
 /// A problem with the configuration, naming the key at fault.
@@ -57,6 +58,7 @@ pub struct Settings {
     pub phone: PhoneSettings,
     pub merge: MergeSettings,
     pub queue: QueueSettings,
+    pub journal: JournalSettings,
     pub lookup: LookupSettings,
     pub telemetry: TelemetrySettings,
 }
