@@ -6,7 +6,8 @@
 //!   `extract`: [`StrictJson`], [`RequestIdText`]; `client`: the client address (trusted
 //!   proxies); `guard`: who may call a group (allow-lists, client certificates); `auth`: the
 //!   authentication middleware;
-//! - handlers, each with the response types it returns: `events`, `lookup`, `health`, `admin`;
+//! - handlers, each with the response types it returns: `events`, `lookup`, `health`, `admin`,
+//!   `journal` (the journal and the explain);
 //! - `openapi`: the API description generated from the handlers.
 
 pub mod admin;
@@ -17,6 +18,7 @@ pub mod events;
 pub mod extract;
 pub mod guard;
 pub mod health;
+pub mod journal;
 pub mod lookup;
 pub mod openapi;
 mod state;
@@ -96,6 +98,10 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
         .route("/admin/dead-letters", get(admin::list))
         .route("/admin/dead-letters/{id}", get(admin::show))
         .route("/admin/dead-letters/{id}/replay", post(admin::replay))
+        .route("/admin/conversations/{id}", get(journal::conversation))
+        .route("/admin/events/{eventId}", get(journal::event))
+        .route("/admin/journal", get(journal::recent))
+        .route("/admin/explain", post(journal::explain))
         .route_layer(guard(AuthGroup::Ops)?)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

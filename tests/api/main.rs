@@ -17,6 +17,7 @@ mod edge;
 mod events_cti;
 mod events_genesys;
 mod genesys_client;
+mod journal;
 mod lookup;
 mod merge;
 mod ops;
