@@ -428,4 +428,8 @@ pub struct TelemetrySettings {
     pub log_format: LogFormat,
     pub log_level: String,
     pub redact: RedactMode,
+    /// OTLP/HTTP (protobuf) traces endpoint, e.g. `http://127.0.0.1:4318/v1/traces`; empty = no
+    /// traces exported.
+    #[serde(default)]
+    pub otlp_endpoint: String,
 }

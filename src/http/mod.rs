@@ -139,14 +139,21 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
                                 .get::<ClientAddr>()
                                 .map(|c| c.0.to_string())
                                 .unwrap_or_default();
-                            tracing::info_span!(
+                            let span = tracing::info_span!(
                                 "request",
                                 method = %req.method(),
                                 path = %path,
                                 request_id = %request_id,
                                 client_addr = %client_addr,
                                 conversation_id = tracing::field::Empty,
-                            )
+                            );
+                            // A sender's W3C traceparent: the event's trace goes on from it.
+                            let parent = req
+                                .headers()
+                                .get("traceparent")
+                                .and_then(|v| v.to_str().ok());
+                            crate::telemetry::continue_trace(&span, parent);
+                            span
                         })
                         .on_request(())
                         .on_response(DefaultOnResponse::new().level(Level::INFO))

@@ -2,6 +2,7 @@
 //! Genesys, and answer within a deadline whatever the CRM does. A lookup that outlives the
 //! deadline still completes in the background and warms the cache for the next caller.
 
+use tracing::Instrument as _;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -116,7 +117,9 @@ impl Pipeline {
         let pipeline = self.clone();
         let keys: Vec<_> = keys.iter().collect();
         // Spawned, so that a lookup outliving the deadline still completes and fills the cache.
-        let lookup = tokio::spawn(async move { pipeline.crm.lookup(&keys).await });
+        let lookup = tokio::spawn(
+            async move { pipeline.crm.lookup(&keys).await }.instrument(tracing::Span::current()),
+        );
         match tokio::time::timeout(deadline, lookup).await {
             Ok(Ok(answer)) => self.answer(answer),
             Ok(Err(e)) => {

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use moka::future::Cache;
+use tracing::Instrument as _;
 use phonenumber::country;
 
 use crate::config::Settings;
@@ -204,7 +205,11 @@ impl Pipeline {
 
         let (participant_id, current) = if need_conversation {
             let started = std::time::Instant::now();
-            let read = self.genesys.get_conversation(&job.conversation_id).await;
+            let read = self
+                .genesys
+                .get_conversation(&job.conversation_id)
+                .instrument(tracing::info_span!("genesys.get_conversation"))
+                .await;
             journey.upstream(
                 "get_conversation",
                 upstream_status(read.as_ref().err()),
@@ -327,6 +332,10 @@ impl Pipeline {
         let written = self
             .genesys
             .patch_participant_attributes(&job.conversation_id, &participant_id, &patch.attributes)
+            .instrument(tracing::info_span!(
+                "genesys.patch_participant_attributes",
+                attributes = patch.attributes.len()
+            ))
             .await;
         journey.upstream(
             "patch_participant_attributes",

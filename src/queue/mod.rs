@@ -105,7 +105,11 @@ impl JobQueue {
     }
 
     /// Persists the job; `Ok` means it is on disk (or was already, as a duplicate).
-    pub async fn submit(&self, job: EnrichmentJob) -> Result<Enqueued, QueueError> {
+    pub async fn submit(&self, mut job: EnrichmentJob) -> Result<Enqueued, QueueError> {
+        if job.trace_parent.is_none() {
+            // The request's trace, so the worker's span continues it (none when traces are off).
+            job.trace_parent = crate::telemetry::traceparent();
+        }
         if self.closed.load(Ordering::Acquire) {
             return Err(QueueError::Closed);
         }

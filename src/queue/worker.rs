@@ -350,7 +350,9 @@ async fn run_job(ctx: &Context, claimed: ClaimedJob) {
         participant_id = tracing::field::Empty,
         source = job.source.as_str(),
         attempt = claimed.attempts,
+        queue_wait_ms = (now_ms() - claimed.created_at_ms).max(0),
     );
+    crate::telemetry::continue_trace(&span, job.trace_parent.as_deref());
     async {
         let mut journey = Journey::default();
         journey.record(StepKind::Arrived {

@@ -16,6 +16,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use tracing::Instrument as _;
+
 use super::cache::CacheUse;
 use super::candidate::{Candidate, CandidateSummary, MatchQuality};
 use super::grade::{count_dropped, BELOW_MINIMUM};
@@ -314,7 +316,14 @@ impl CrmSources {
             for key in keys.iter().filter(|k| k.kind() == *kind) {
                 let started = Instant::now();
                 let found = match fetch {
-                    Fetch::Cached => source.find(key).await,
+                    Fetch::Cached => {
+                        let span = tracing::info_span!(
+                            "crm.find",
+                            source = source.name(),
+                            key_kind = kind.as_str()
+                        );
+                        source.find(key).instrument(span).await
+                    }
                     Fetch::DryRun => match source.peek(key).await {
                         Some(cached) => cached.map(|c| (c, CacheUse::Hit)),
                         None => source.find_uncached(key).await.map(|c| (c, CacheUse::Miss)),
