@@ -94,6 +94,9 @@ async fn an_event_with_a_traceparent_is_one_trace_through_queue_crm_and_patch_wi
         otlp_endpoint: endpoint,
     });
     let app = helpers::spawn_app_with(|s, sims| helpers::use_http_crm(s, &sims.crm)).await;
+    for customer in attrsync::simulator::CrmSim::sample_customers() {
+        assert!(app.crm.insert(customer));
+    }
     let call = app.new_voice_call("tel:+13175550125");
     let body = serde_json::to_vec(&json!({
         "eventId": "cti-trace-1",
@@ -114,7 +117,9 @@ async fn an_event_with_a_traceparent_is_one_trace_through_queue_crm_and_patch_wi
         .unwrap();
     assert_eq!(response.status(), 202);
     app.settle().await;
-    assert_eq!(app.customer_patches(&call).len(), 1);
+    let patches = app.customer_patches(&call);
+    assert_eq!(patches.len(), 1);
+    assert_eq!(patches[0]["crm.lastName"], "Lovelace", "the CRM knew the caller");
 
     // The exporter batches; flush and wait for the trace's spans to arrive.
     let wanted = ["request", "job", "crm.find", "genesys.patch_participant_attributes"];

@@ -7,12 +7,13 @@
 //!   proxies); `guard`: who may call a group (allow-lists, client certificates); `auth`: the
 //!   authentication middleware;
 //! - handlers, each with the response types it returns: `events`, `lookup`, `health`, `admin`,
-//!   `journal` (the journal and the explain);
+//!   `journal` (the journal and the explain), `console` (the operator's HTML pages);
 //! - `openapi`: the API description generated from the handlers.
 
 pub mod admin;
 pub mod auth;
 pub mod client;
+pub mod console;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -102,6 +103,12 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
         .route("/admin/events/{eventId}", get(journal::event))
         .route("/admin/journal", get(journal::recent))
         .route("/admin/explain", post(journal::explain))
+        .route("/console", get(console::home))
+        .route("/console/conversations", get(console::conversation))
+        .route("/console/events/{eventId}", get(console::event))
+        .route("/console/dead-letters", get(console::dead_letters))
+        .route("/console/dead-letters/{id}/replay", post(console::replay))
+        .route("/console/explain", get(console::explain_form).post(console::explain))
         .route_layer(guard(AuthGroup::Ops)?)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
