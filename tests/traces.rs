@@ -119,10 +119,18 @@ async fn an_event_with_a_traceparent_is_one_trace_through_queue_crm_and_patch_wi
     app.settle().await;
     let patches = app.customer_patches(&call);
     assert_eq!(patches.len(), 1);
-    assert_eq!(patches[0]["crm.lastName"], "Lovelace", "the CRM knew the caller");
+    assert_eq!(
+        patches[0]["crm.lastName"], "Lovelace",
+        "the CRM knew the caller"
+    );
 
     // The exporter batches; flush and wait for the trace's spans to arrive.
-    let wanted = ["request", "job", "crm.find", "genesys.patch_participant_attributes"];
+    let wanted = [
+        "request",
+        "job",
+        "crm.find",
+        "genesys.patch_participant_attributes",
+    ];
     let started = tokio::time::Instant::now();
     let spans = loop {
         attrsync::telemetry::flush_traces().await;
@@ -143,7 +151,11 @@ async fn an_event_with_a_traceparent_is_one_trace_through_queue_crm_and_patch_wi
     };
 
     let request = spans.iter().find(|s| s.name == "request").unwrap();
-    assert_eq!(hex(&request.parent_span_id), "00f067aa0ba902b7", "continues the sender's span");
+    assert_eq!(
+        hex(&request.parent_span_id),
+        "00f067aa0ba902b7",
+        "continues the sender's span"
+    );
     let job = spans.iter().find(|s| s.name == "job").unwrap();
     assert_eq!(
         attribute(job, "conversation_id").as_deref(),
@@ -151,7 +163,10 @@ async fn an_event_with_a_traceparent_is_one_trace_through_queue_crm_and_patch_wi
     );
     assert!(attribute(job, "queue_wait_ms").is_some());
     let crm = spans.iter().find(|s| s.name == "crm.find").unwrap();
-    assert_eq!(crm.parent_span_id, job.span_id, "the CRM call is the job's child");
+    assert_eq!(
+        crm.parent_span_id, job.span_id,
+        "the CRM call is the job's child"
+    );
     assert_eq!(attribute(crm, "source").as_deref(), Some("http"));
 
     // The CRM request carried the trace on.
@@ -165,14 +180,27 @@ async fn an_event_with_a_traceparent_is_one_trace_through_queue_crm_and_patch_wi
     let mut everything = String::new();
     for span in received.spans() {
         everything.push_str(&span.name);
-        for kv in span.attributes.iter().chain(span.events.iter().flat_map(|e| &e.attributes)) {
+        for kv in span
+            .attributes
+            .iter()
+            .chain(span.events.iter().flat_map(|e| &e.attributes))
+        {
             everything.push_str(&format!(" {}={}", kv.key, text(kv)));
         }
         for event in &span.events {
             everything.push_str(&format!(" {}", event.name));
         }
     }
-    for personal in ["5550125", "555 0125", "Lovelace", "ada@example.com", "ACC-000-1001"] {
-        assert!(!everything.contains(personal), "{personal} exported: {everything}");
+    for personal in [
+        "5550125",
+        "555 0125",
+        "Lovelace",
+        "ada@example.com",
+        "ACC-000-1001",
+    ] {
+        assert!(
+            !everything.contains(personal),
+            "{personal} exported: {everything}"
+        );
     }
 }

@@ -27,8 +27,8 @@ pub use network::{contains, parse_cidr, TlsSettings};
 pub use oauth::{AssertionAlgorithm, ClientAuth, OAuthGrant, OAuthSettings};
 pub use schema::{
     CacheSettings, CrmAdapterKind, CrmSettings, FileCrmSettings, GenesysSettings, HttpAuthKind,
-    HttpCrmSettings, LogFormat, LookupSettings, MergeSettings, PhoneSettings, QueueBackend,
-    JournalSettings, QueueSettings, ServerSettings, TelemetrySettings, DEFAULT_CUSTOMER_FILE,
+    HttpCrmSettings, JournalSettings, LogFormat, LookupSettings, MergeSettings, PhoneSettings,
+    QueueBackend, QueueSettings, ServerSettings, TelemetrySettings, DEFAULT_CUSTOMER_FILE,
     SAMPLE_CUSTOMERS,
 };
 

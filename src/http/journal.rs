@@ -48,7 +48,10 @@ fn bounded(field: &str, value: &str) -> Result<String, ApiError> {
 }
 
 /// Reads the journal as `filter` says.
-pub async fn entries(state: &AppState, filter: JournalFilter) -> Result<Vec<JournalEntry>, ApiError> {
+pub async fn entries(
+    state: &AppState,
+    filter: JournalFilter,
+) -> Result<Vec<JournalEntry>, ApiError> {
     state.queue.journal(&filter).await.map_err(store_error)
 }
 
@@ -73,7 +76,9 @@ pub async fn conversation(
     )
     .await?;
     if entries.is_empty() {
-        return Err(ApiError::NotFound(format!("nothing journaled for conversation {id}")));
+        return Err(ApiError::NotFound(format!(
+            "nothing journaled for conversation {id}"
+        )));
     }
     Ok(Json(Journeys { entries }))
 }
@@ -98,7 +103,9 @@ pub async fn event(
     )
     .await?;
     if entries.is_empty() {
-        return Err(ApiError::NotFound("nothing journaled for this event".to_owned()));
+        return Err(ApiError::NotFound(
+            "nothing journaled for this event".to_owned(),
+        ));
     }
     Ok(Json(Journeys { entries }))
 }
@@ -142,7 +149,10 @@ pub async fn explain(
 }
 
 /// The dry run for `request`'s keys (the console's explain form too).
-pub async fn explain_keys(state: &AppState, request: LookupRequest) -> Result<Explanation, ApiError> {
+pub async fn explain_keys(
+    state: &AppState,
+    request: LookupRequest,
+) -> Result<Explanation, ApiError> {
     let valid = LookupRequest {
         conversation_id: None,
         participant_id: None,

@@ -108,7 +108,10 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
         .route("/console/events/{eventId}", get(console::event))
         .route("/console/dead-letters", get(console::dead_letters))
         .route("/console/dead-letters/{id}/replay", post(console::replay))
-        .route("/console/explain", get(console::explain_form).post(console::explain))
+        .route(
+            "/console/explain",
+            get(console::explain_form).post(console::explain),
+        )
         .route_layer(guard(AuthGroup::Ops)?)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

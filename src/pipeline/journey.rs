@@ -25,7 +25,11 @@ pub struct Step {
 
 /// What happened at a step; `step` names the kind.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "step", rename_all = "snake_case", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "step",
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase"
+)]
 pub enum StepKind {
     /// The event was accepted from `source` at `acceptedAtMs` (Unix ms) and waited `waitedMs`
     /// in the queue before this run (attempt `attempt`).
@@ -229,8 +233,8 @@ mod tests {
 
     #[test]
     fn a_phone_key_is_recorded_masked_in_e164_notation() {
-        let number = CallerNumber::parse("+1 317 555 0125", phonenumber::country::Id::US)
-            .expect("a number");
+        let number =
+            CallerNumber::parse("+1 317 555 0125", phonenumber::country::Id::US).expect("a number");
         let mut journey = Journey::new(RedactMode::Mask);
         journey.keys(&[
             CustomerKey::Phone(number),

@@ -2,9 +2,9 @@
 //! Genesys, and answer within a deadline whatever the CRM does. A lookup that outlives the
 //! deadline still completes in the background and warms the cache for the next caller.
 
-use tracing::Instrument as _;
 use std::collections::BTreeMap;
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use super::Pipeline;
 use crate::crm::{CrmAnswer, CrmError, MatchQuality, Verdict};

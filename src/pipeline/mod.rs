@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use moka::future::Cache;
-use tracing::Instrument as _;
 use phonenumber::country;
+use tracing::Instrument as _;
 
 use crate::config::Settings;
 use crate::crm::{CrmError, CrmSources, Verdict};
@@ -321,7 +321,8 @@ impl Pipeline {
             Found::Yes | Found::NotAsked => Outcome::Patched,
         };
         if patch.is_empty() {
-            journey.nothing_written("everything the patch would hold is already on the participant");
+            journey
+                .nothing_written("everything the patch would hold is already on the participant");
             return Ok(if outcome == Outcome::Patched {
                 Outcome::Unchanged
             } else {

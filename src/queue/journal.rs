@@ -29,7 +29,10 @@ pub(super) fn send(
         steps: journey.into_steps(),
     };
     if writer.try_send(entry).is_err() {
-        tracing::warn!(job_id = claimed.id, "journal backlog full; this run's journey is not kept");
+        tracing::warn!(
+            job_id = claimed.id,
+            "journal backlog full; this run's journey is not kept"
+        );
     }
 }
 

@@ -167,7 +167,10 @@ impl WorkerPool {
         tokio::spawn(record_completions(queue.store.clone(), completed));
         let journal = queue.journal.as_ref().map(|_| {
             let (entries, received) = mpsc::channel(JOURNAL_BACKLOG);
-            tokio::spawn(super::journal::record_journeys(queue.store.clone(), received));
+            tokio::spawn(super::journal::record_journeys(
+                queue.store.clone(),
+                received,
+            ));
             entries
         });
         let context = Arc::new(Context {

@@ -58,7 +58,10 @@ impl Browser {
         let base = format!("http://127.0.0.1:{port}");
         let started = tokio::time::Instant::now();
         while http.get(format!("{base}/status")).send().await.is_err() {
-            assert!(started.elapsed() < Duration::from_secs(20), "chromedriver did not start");
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "chromedriver did not start"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let mut browser = Browser {
@@ -102,7 +105,10 @@ impl Browser {
             .json()
             .await
             .unwrap_or_else(|e| panic!("WebDriver {path}: {e}"));
-        assert!(answer["value"]["error"].is_null(), "WebDriver {path}: {answer}");
+        assert!(
+            answer["value"]["error"].is_null(),
+            "WebDriver {path}: {answer}"
+        );
         answer["value"].clone()
     }
 
@@ -140,15 +146,23 @@ impl Browser {
     async fn text(&self, css: &str) -> String {
         let element = self.find(css).await;
         let text = self
-            .call(reqwest::Method::GET, &self.at(&format!("/element/{element}/text")), Value::Null)
+            .call(
+                reqwest::Method::GET,
+                &self.at(&format!("/element/{element}/text")),
+                Value::Null,
+            )
             .await;
         text.as_str().unwrap_or_default().to_owned()
     }
 
     async fn click(&self, css: &str) {
         let element = self.find(css).await;
-        self.call(reqwest::Method::POST, &self.at(&format!("/element/{element}/click")), json!({}))
-            .await;
+        self.call(
+            reqwest::Method::POST,
+            &self.at(&format!("/element/{element}/click")),
+            json!({}),
+        )
+        .await;
     }
 
     async fn type_into(&self, css: &str, text: &str) {
@@ -176,7 +190,10 @@ async fn journaled_runs(app: &TestApp, count: usize) {
         if body["entries"].as_array().map_or(0, Vec::len) >= count {
             return;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "journal: {body}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "journal: {body}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -199,10 +216,20 @@ async fn an_operator_finds_why_in_the_console_and_replays_a_dead_letter() {
     // One event the CRM refuses (400: not retryable, straight to the dead letters), one patched.
     let refused = app.new_voice_call("tel:+13175550126");
     app.crm.push_status(400);
-    assert_eq!(app.post_cti_event(&cti(&refused, "cti-console-refused", "+13175550126")).await.status(), 202);
+    assert_eq!(
+        app.post_cti_event(&cti(&refused, "cti-console-refused", "+13175550126"))
+            .await
+            .status(),
+        202
+    );
     app.settle().await;
     let patched = app.new_voice_call("tel:+13175550125");
-    assert_eq!(app.post_cti_event(&cti(&patched, "cti-console-patched", "+13175550125")).await.status(), 202);
+    assert_eq!(
+        app.post_cti_event(&cti(&patched, "cti-console-patched", "+13175550125"))
+            .await
+            .status(),
+        202
+    );
     app.settle().await;
     journaled_runs(&app, 2).await;
 
@@ -210,8 +237,14 @@ async fn an_operator_finds_why_in_the_console_and_replays_a_dead_letter() {
     // Recent events, both outcomes shown; the filter narrows them.
     browser.open(&app.url("/console")).await;
     let table = browser.text("#entries").await;
-    assert!(table.contains("cti-console-patched") && table.contains("patched"), "{table}");
-    assert!(table.contains("cti-console-refused") && table.contains("failed"), "{table}");
+    assert!(
+        table.contains("cti-console-patched") && table.contains("patched"),
+        "{table}"
+    );
+    assert!(
+        table.contains("cti-console-refused") && table.contains("failed"),
+        "{table}"
+    );
     browser.type_into("#outcome", "failed").await;
     browser.click("#filter-button").await;
     let filtered = browser.text("#entries").await;
@@ -220,13 +253,24 @@ async fn an_operator_finds_why_in_the_console_and_replays_a_dead_letter() {
 
     // Search the patched call's conversation and open its journey.
     browser.open(&app.url("/console")).await;
-    browser.type_into("#conversation-id", &patched.conversation_id).await;
+    browser
+        .type_into("#conversation-id", &patched.conversation_id)
+        .await;
     browser.click("#search-button").await;
     assert_eq!(browser.text("#conversation").await, patched.conversation_id);
     assert_eq!(browser.count("a.event").await, 1);
     browser.click("a.event").await;
     let steps = browser.text("ol.timeline").await;
-    for expected in ["arrived from cti", "key phone in e164", "CRM http by phone: found", "decision found", "patch_participant_attributes", "written", "crm.firstName", "outcome patched"] {
+    for expected in [
+        "arrived from cti",
+        "key phone in e164",
+        "CRM http by phone: found",
+        "decision found",
+        "patch_participant_attributes",
+        "written",
+        "crm.firstName",
+        "outcome patched",
+    ] {
         assert!(steps.contains(expected), "{expected} not in {steps}");
     }
     let page = browser.source().await;
@@ -236,11 +280,18 @@ async fn an_operator_finds_why_in_the_console_and_replays_a_dead_letter() {
 
     // The refused event is a dead letter; replaying it from the console writes the attributes.
     browser.open(&app.url("/console/dead-letters")).await;
-    assert!(browser.text("#dead-letters").await.contains("cti:cti-console-refused"));
+    assert!(browser
+        .text("#dead-letters")
+        .await
+        .contains("cti:cti-console-refused"));
     browser.click("button.replay").await;
     assert!(browser.text("#notice").await.contains("queued again"));
     app.settle().await;
-    assert_eq!(app.customer_patches(&refused).len(), 1, "the replay wrote the attributes");
+    assert_eq!(
+        app.customer_patches(&refused).len(),
+        1,
+        "the replay wrote the attributes"
+    );
     browser.open(&app.url("/console/dead-letters")).await;
     assert_eq!(browser.count("button.replay").await, 0);
 
@@ -250,6 +301,9 @@ async fn an_operator_finds_why_in_the_console_and_replays_a_dead_letter() {
     browser.type_into("#ani", "+1 317 555 0125").await;
     browser.click("#explain-button").await;
     assert!(browser.text("#explain-decision").await.starts_with("found"));
-    assert!(browser.text("#explain-patch").await.contains("crm.firstName"));
+    assert!(browser
+        .text("#explain-patch")
+        .await
+        .contains("crm.firstName"));
     assert_eq!(app.genesys.stats().patches_accepted, patches_before);
 }

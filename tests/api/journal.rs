@@ -91,7 +91,11 @@ async fn a_patched_event_has_its_whole_journey_by_conversation_and_by_event_id()
     assert_eq!(crm[0]["candidates"], 1);
     assert_eq!(step(&steps, "decision")[0]["verdict"], "found");
     let upstream = step(&steps, "upstream");
-    assert_eq!(upstream.len(), 1, "a participant id was given: only the PATCH: {steps:?}");
+    assert_eq!(
+        upstream.len(),
+        1,
+        "a participant id was given: only the PATCH: {steps:?}"
+    );
     assert_eq!(upstream[0]["operation"], "patch_participant_attributes");
     assert_eq!(upstream[0]["status"], "2xx");
     let written = step(&steps, "written");
@@ -105,7 +109,13 @@ async fn a_patched_event_has_its_whole_journey_by_conversation_and_by_event_id()
 
     // No caller number, email or CRM value anywhere in what an operator reads.
     let text = body.to_string();
-    for secret in ["5550125", "555-0125", "Lovelace", "ada.lovelace", "Grace Hopper"] {
+    for secret in [
+        "5550125",
+        "555-0125",
+        "Lovelace",
+        "ada.lovelace",
+        "Grace Hopper",
+    ] {
         assert!(!text.contains(secret), "{secret} in {text}");
     }
 
@@ -193,13 +203,26 @@ async fn explain_answers_the_patch_without_writing_or_filling_the_cache() {
 #[tokio::test]
 async fn explain_says_not_found_with_only_the_found_flag_in_the_patch() {
     let app = spawn_app().await;
-    let body = json_body(post(&app, "/admin/explain", &json!({"email": "nobody@example.net"})).await).await;
+    let body = json_body(
+        post(
+            &app,
+            "/admin/explain",
+            &json!({"email": "nobody@example.net"}),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(body["decision"]["verdict"], "not_found", "{body}");
     assert_eq!(body["keys"][0]["kind"], "email");
     assert!(!body.to_string().contains("nobody@example.net"), "{body}");
     let patch = body["patch"].as_object().unwrap();
     assert_eq!(patch.get("crm.found"), Some(&json!("false")), "{body}");
-    assert!(patch.keys().all(|k| k == "crm.found" || k == "crm.syncedAt"), "{body}");
+    assert!(
+        patch
+            .keys()
+            .all(|k| k == "crm.found" || k == "crm.syncedAt"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -213,7 +236,11 @@ async fn explain_without_any_key_is_refused_as_invalid() {
 #[tokio::test]
 async fn the_journal_and_the_explain_require_the_ops_credentials() {
     let app = spawn_app_with(|s, _| s.auth.ops.mode = AuthMode::Bearer).await;
-    for path in ["/admin/journal", "/admin/conversations/c1", "/admin/events/e1"] {
+    for path in [
+        "/admin/journal",
+        "/admin/conversations/c1",
+        "/admin/events/e1",
+    ] {
         let response = app.client.get(app.url(path)).send().await.unwrap();
         assert_eq!(response.status(), 401, "{path}");
     }

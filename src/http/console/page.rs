@@ -182,17 +182,19 @@ fn describe(step: &Step) -> String {
             esc(operation),
             esc(status)
         ),
-        StepKind::Written { attributes } => format!(
-            "<b>written</b> {}",
-            esc(&attributes.join(", "))
-        ),
+        StepKind::Written { attributes } => {
+            format!("<b>written</b> {}", esc(&attributes.join(", ")))
+        }
         StepKind::NothingWritten { reason } => format!("<b>nothing written</b>: {}", esc(reason)),
         StepKind::Retry { reason, delay_ms } => {
             format!("<b>retry</b> in {delay_ms} ms: {}", esc(reason))
         }
         StepKind::DeadLettered { reason } => format!("<b>dead letter</b>: {}", esc(reason)),
         StepKind::Outcome { outcome } => {
-            format!("<b>outcome</b> <span class=\"outcome\">{}</span>", esc(outcome))
+            format!(
+                "<b>outcome</b> <span class=\"outcome\">{}</span>",
+                esc(outcome)
+            )
         }
     }
 }
@@ -239,14 +241,21 @@ pub fn explain_form(ani: &str, email: &str, customer_id: &str) -> String {
 
 /// A dry run's answer.
 pub fn explanation(e: &Explanation) -> String {
-    let mut out = String::from("<h2>Keys tried</h2><table id=\"explain-keys\"><tr><th>Kind</th><th>Notations</th></tr>");
+    let mut out = String::from(
+        "<h2>Keys tried</h2><table id=\"explain-keys\"><tr><th>Kind</th><th>Notations</th></tr>",
+    );
     for key in &e.keys {
         let shown: Vec<String> = key
             .notations
             .iter()
             .map(|n| format!("{}: <code>{}</code>", esc(&n.notation), esc(&n.value)))
             .collect();
-        let _ = write!(out, "<tr><td>{}</td><td>{}</td></tr>", key.kind.as_str(), shown.join("<br>"));
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td></tr>",
+            key.kind.as_str(),
+            shown.join("<br>")
+        );
     }
     out.push_str("</table><h2>Sources</h2><table id=\"explain-sources\"><tr><th>Source</th><th>Key</th><th>Cache</th><th>Answer</th><th>Candidates</th><th>ms</th></tr>");
     for s in &e.sources {
@@ -273,7 +282,12 @@ pub fn explanation(e: &Explanation) -> String {
     );
     out.push_str("<h2>Patch that would be written (nothing was)</h2><table id=\"explain-patch\"><tr><th>Attribute</th><th>Value</th></tr>");
     for (name, value) in &e.patch {
-        let _ = write!(out, "<tr><td>{}</td><td>{}</td></tr>", esc(name), esc(value));
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td></tr>",
+            esc(name),
+            esc(value)
+        );
     }
     out.push_str("</table>");
     out

@@ -81,7 +81,9 @@ impl JobStore {
         let now = now_ms();
         let texts = entries
             .iter()
-            .map(|e| serde_json::to_string(&e.steps).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .map(|e| {
+                serde_json::to_string(&e.steps).map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         macro_rules! insert_in {
             ($pool:expr) => {{
