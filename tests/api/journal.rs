@@ -255,3 +255,59 @@ async fn the_journal_and_the_explain_require_the_ops_credentials() {
     let allowed = post(&app, "/admin/explain", &json!({"ani": ADA_ANI})).await;
     assert_eq!(allowed.status(), 200);
 }
+
+#[tokio::test]
+async fn each_attempt_is_journaled_with_the_reason_it_was_retried() {
+    let app = spawn_app_with(|s, sims| crate::helpers::use_http_crm(s, &sims.crm)).await;
+    for customer in attrsync::simulator::CrmSim::sample_customers() {
+        assert!(app.crm.insert(customer));
+    }
+    app.crm.set_down(true);
+    let (event, _) = cti_event(&app, "cti-journal-retry", ADA_ANI);
+    assert_eq!(app.post_cti_event(&event).await.status(), 202);
+    let started = tokio::time::Instant::now();
+    let first = loop {
+        let body = journaled(&app, "/admin/journal?outcome=retry_scheduled").await;
+        if body["entries"].as_array().is_some_and(|e| !e.is_empty()) {
+            break body;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no retry journaled"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let retried = &first["entries"][0];
+    assert_eq!(retried["eventId"], "cti-journal-retry", "{first}");
+    let steps = steps_of(retried);
+    assert_eq!(step(&steps, "crm")[0]["answer"], "error", "{steps:?}");
+    let retry = step(&steps, "retry");
+    assert_eq!(retry.len(), 1, "{steps:?}");
+    assert!(
+        retry[0]["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{steps:?}"
+    );
+
+    app.crm.set_down(false);
+    app.settle().await;
+    let started = tokio::time::Instant::now();
+    let runs = loop {
+        let body = journaled(&app, "/admin/events/cti-journal-retry").await;
+        let runs = body["entries"].as_array().cloned().unwrap_or_default();
+        if runs.first().is_some_and(|r| r["outcome"] == "patched") {
+            break runs;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(runs.len() >= 2, "{runs:?}");
+    let attempts: Vec<u64> = runs.iter().filter_map(|r| r["attempt"].as_u64()).collect();
+    assert!(
+        attempts.windows(2).all(|w| w[0] > w[1]),
+        "newest first: {attempts:?}"
+    );
+    assert!(
+        runs[1..].iter().all(|r| r["outcome"] == "retry_scheduled"),
+        "{runs:?}"
+    );
+}
