@@ -38,7 +38,9 @@ impl App {
         let metrics = crate::metrics::install(&label_values());
         let genesys = GenesysClient::from_settings(&settings.genesys)
             .context("building the Genesys client")?;
-        let queue = JobQueue::from_settings(&settings.queue).await?;
+        let queue = JobQueue::from_settings(&settings.queue)
+            .await?
+            .with_journal(&settings.journal);
         // What replicas share about the CRM lives in the queue's database (`crm.shared`).
         let crm = crm::from_settings_shared(&settings, queue.postgres_pool())
             .await

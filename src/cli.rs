@@ -114,7 +114,9 @@ pub fn main() -> ExitCode {
             run_async(async move {
                 crate::telemetry::init(&settings.telemetry);
                 let app = App::build(settings).await?;
-                app.run_until_stopped(shutdown_signal()).await
+                let served = app.run_until_stopped(shutdown_signal()).await;
+                crate::telemetry::flush_traces().await;
+                served
             })
         }
     }
@@ -149,6 +151,7 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         log_format: crate::config::LogFormat::Pretty,
         log_level: "info".to_owned(),
         redact: crate::redact::RedactMode::Mask,
+        otlp_endpoint: String::new(),
     });
     if !(0.0..=1.0).contains(&args.error_rate) {
         anyhow::bail!("--error-rate must be between 0.0 and 1.0");

@@ -66,6 +66,9 @@ struct Args {
     /// The CRM attrsync's http adapter calls.
     #[arg(long, value_enum, default_value = "synthetic")]
     crm: CrmKind,
+    /// Run each scenario twice, side by side: with `journal.enabled = false`, then `true`.
+    #[arg(long)]
+    journal_both: bool,
     /// The attrsync binary (default: next to this one).
     #[arg(long, value_name = "PATH")]
     attrsync: Option<PathBuf>,
@@ -164,7 +167,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         .filter(|d| !d.as_os_str().is_empty())
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
         .join("logs");
-    let bench = Bench {
+    let mut bench = Bench {
         binary: binary.clone(),
         root,
         wrap: wrap.clone(),
@@ -177,6 +180,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         on_timed: std::env::var("ATTRSYNC_BENCH_ON_TIMED")
             .ok()
             .filter(|s| !s.trim().is_empty()),
+        child_env: Vec::new(),
     };
 
     let machine = report::machine();
@@ -205,9 +209,27 @@ async fn run(args: Args) -> anyhow::Result<bool> {
 
     let started = chrono::Utc::now();
     let mut results = Vec::new();
-    for scenario in &scenarios {
+    let journal: &[Option<bool>] = if args.journal_both {
+        &[Some(false), Some(true)]
+    } else {
+        &[None]
+    };
+    let runs = scenarios
+        .iter()
+        .flat_map(|s| journal.iter().map(move |j| (*s, *j)));
+    for (scenario, journal) in runs {
         println!("running {} ...", scenario.name());
-        let result = bench.run(*scenario).await;
+        bench.child_env = journal
+            .map(|on| vec![("ATTRSYNC_JOURNAL__ENABLED".to_owned(), on.to_string())])
+            .unwrap_or_default();
+        let mut result = bench.run(scenario).await;
+        if let Some(on) = journal {
+            result.scenario = format!(
+                "{} (journal {})",
+                result.scenario,
+                if on { "on" } else { "off" }
+            );
+        }
         println!("{}", report::header());
         println!("{}\n", report::rows(&result));
         results.push(result);

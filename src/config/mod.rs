@@ -36,8 +36,9 @@ pub use oauth::{AssertionAlgorithm, ClientAuth, OAuthGrant, OAuthSettings};
 pub use salesforce::{split_object_field, SalesforceSettings};
 pub use schema::{
     CacheSettings, CrmAdapterKind, CrmSettings, FileCrmSettings, GenesysSettings, HttpAuthKind,
-    HttpCrmSettings, LogFormat, LookupSettings, MergeSettings, PhoneSettings, QueueBackend,
-    QueueSettings, ServerSettings, TelemetrySettings, DEFAULT_CUSTOMER_FILE, SAMPLE_CUSTOMERS,
+    HttpCrmSettings, JournalSettings, LogFormat, LookupSettings, MergeSettings, PhoneSettings,
+    QueueBackend, QueueSettings, ServerSettings, TelemetrySettings, DEFAULT_CUSTOMER_FILE,
+    SAMPLE_CUSTOMERS,
 };
 pub use sql::{SqlBackend, SqlCrmSettings};
 
@@ -67,6 +68,7 @@ pub struct Settings {
     pub phone: PhoneSettings,
     pub merge: MergeSettings,
     pub queue: QueueSettings,
+    pub journal: JournalSettings,
     pub lookup: LookupSettings,
     pub telemetry: TelemetrySettings,
 }

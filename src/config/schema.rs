@@ -427,6 +427,20 @@ impl QueueSettings {
     }
 }
 
+/// `[journal]`: the journey of every event, kept in the queue's database.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct JournalSettings {
+    pub enabled: bool,
+    pub retention_hours: u64,
+    pub max_events: u64,
+}
+
+impl JournalSettings {
+    pub fn retention(&self) -> Duration {
+        Duration::from_secs(self.retention_hours.saturating_mul(3600))
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct LookupSettings {
     pub deadline_ms: u64,
@@ -451,4 +465,8 @@ pub struct TelemetrySettings {
     pub log_format: LogFormat,
     pub log_level: String,
     pub redact: RedactMode,
+    /// OTLP/HTTP (protobuf) traces endpoint, e.g. `http://127.0.0.1:4318/v1/traces`; empty = no
+    /// traces exported.
+    #[serde(default)]
+    pub otlp_endpoint: String,
 }

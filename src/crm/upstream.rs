@@ -144,6 +144,11 @@ impl Upstream {
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, CrmError> {
         let started = tokio::time::Instant::now();
+        // The event's trace goes on in the CRM (W3C Trace Context), when traces are exported.
+        let request = match crate::telemetry::traceparent() {
+            Some(parent) => request.header("traceparent", parent),
+            None => request,
+        };
         match request.send().await {
             Ok(response) => {
                 metrics::crm_call(

@@ -75,6 +75,11 @@ pub struct EnrichmentJob {
     /// Attributes the sender wants written as they are (CTI middleware).
     #[serde(default)]
     pub extra_attributes: BTreeMap<String, String>,
+    /// The W3C `traceparent` of the trace the event arrived in, when traces are exported
+    /// (`telemetry.otlp_endpoint`): the worker's span continues it. Absent otherwise, so rows
+    /// stay readable by earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_parent: Option<String>,
 }
 
 impl EnrichmentJob {
@@ -93,6 +98,7 @@ impl EnrichmentJob {
             participant_id: event.participant_id,
             keys: event.keys,
             extra_attributes,
+            trace_parent: None,
         }
     }
 }

@@ -6,17 +6,20 @@
 //!   `extract`: [`StrictJson`], [`RequestIdText`]; `client`: the client address (trusted
 //!   proxies); `guard`: who may call a group (allow-lists, client certificates); `auth`: the
 //!   authentication middleware;
-//! - handlers, each with the response types it returns: `events`, `lookup`, `health`, `admin`;
+//! - handlers, each with the response types it returns: `events`, `lookup`, `health`, `admin`,
+//!   `journal` (the journal and the explain), `console` (the operator's HTML pages);
 //! - `openapi`: the API description generated from the handlers.
 
 pub mod admin;
 pub mod auth;
 pub mod client;
+pub mod console;
 pub mod error;
 pub mod events;
 pub mod extract;
 pub mod guard;
 pub mod health;
+pub mod journal;
 pub mod lookup;
 pub mod openapi;
 mod state;
@@ -96,6 +99,19 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
         .route("/admin/dead-letters", get(admin::list))
         .route("/admin/dead-letters/{id}", get(admin::show))
         .route("/admin/dead-letters/{id}/replay", post(admin::replay))
+        .route("/admin/conversations/{id}", get(journal::conversation))
+        .route("/admin/events/{eventId}", get(journal::event))
+        .route("/admin/journal", get(journal::recent))
+        .route("/admin/explain", post(journal::explain))
+        .route("/console", get(console::home))
+        .route("/console/conversations", get(console::conversation))
+        .route("/console/events/{eventId}", get(console::event))
+        .route("/console/dead-letters", get(console::dead_letters))
+        .route("/console/dead-letters/{id}/replay", post(console::replay))
+        .route(
+            "/console/explain",
+            get(console::explain_form).post(console::explain),
+        )
         .route_layer(guard(AuthGroup::Ops)?)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -133,14 +149,21 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
                                 .get::<ClientAddr>()
                                 .map(|c| c.0.to_string())
                                 .unwrap_or_default();
-                            tracing::info_span!(
+                            let span = tracing::info_span!(
                                 "request",
                                 method = %req.method(),
                                 path = %path,
                                 request_id = %request_id,
                                 client_addr = %client_addr,
                                 conversation_id = tracing::field::Empty,
-                            )
+                            );
+                            // A sender's W3C traceparent: the event's trace goes on from it.
+                            let parent = req
+                                .headers()
+                                .get("traceparent")
+                                .and_then(|v| v.to_str().ok());
+                            crate::telemetry::continue_trace(&span, parent);
+                            span
                         })
                         .on_request(())
                         .on_response(DefaultOnResponse::new().level(Level::INFO))

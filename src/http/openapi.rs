@@ -26,6 +26,10 @@ use crate::ingest::{CtiEvent, LookupRequest};
         super::admin::list,
         super::admin::show,
         super::admin::replay,
+        super::journal::conversation,
+        super::journal::event,
+        super::journal::recent,
+        super::journal::explain,
         openapi_json,
     ),
     components(schemas(
@@ -82,6 +86,10 @@ mod tests {
             "/admin/dead-letters",
             "/admin/dead-letters/{id}",
             "/admin/dead-letters/{id}/replay",
+            "/admin/conversations/{id}",
+            "/admin/events/{eventId}",
+            "/admin/journal",
+            "/admin/explain",
         ] {
             assert!(
                 doc.paths.paths.contains_key(path),

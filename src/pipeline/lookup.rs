@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use super::Pipeline;
 use crate::crm::{CrmAnswer, CrmError, MatchQuality, Verdict};
@@ -116,7 +117,9 @@ impl Pipeline {
         let pipeline = self.clone();
         let keys: Vec<_> = keys.iter().collect();
         // Spawned, so that a lookup outliving the deadline still completes and fills the cache.
-        let lookup = tokio::spawn(async move { pipeline.crm.lookup(&keys).await });
+        let lookup = tokio::spawn(
+            async move { pipeline.crm.lookup(&keys).await }.instrument(tracing::Span::current()),
+        );
         match tokio::time::timeout(deadline, lookup).await {
             Ok(Ok(answer)) => self.answer(answer),
             Ok(Err(e)) => {

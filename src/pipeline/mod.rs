@@ -2,6 +2,8 @@
 //! minimal patch, write it; every ingest path ends here, through the queue's workers.
 //! `answer_lookup` (in `lookup`): the synchronous lookup a data action waits for.
 
+pub mod explain;
+pub mod journey;
 mod lookup;
 mod matching;
 
@@ -11,6 +13,7 @@ use std::time::Duration;
 
 use moka::future::Cache;
 use phonenumber::country;
+use tracing::Instrument as _;
 
 use crate::config::Settings;
 use crate::crm::{CrmError, CrmSources, Verdict};
@@ -20,6 +23,7 @@ use crate::merge::{self, Attributes, MergePolicy};
 use crate::redact::Redacted;
 use crate::retry::Retryable;
 
+pub use journey::{Journey, Step, StepKind};
 pub use lookup::{LookupAnswer, LookupReason};
 
 /// How an event ended; a metrics label, so the set is closed.
@@ -169,18 +173,30 @@ impl Pipeline {
         job: &EnrichmentJob,
         attempt: u32,
     ) -> Result<Outcome, PipelineError> {
+        self.process_recorded(job, attempt, &mut Journey::default())
+            .await
+    }
+
+    /// [`Pipeline::process`], recording each step into `journey`.
+    pub async fn process_recorded(
+        &self,
+        job: &EnrichmentJob,
+        attempt: u32,
+        journey: &mut Journey,
+    ) -> Result<Outcome, PipelineError> {
         let lock = self
             .in_progress
             .get_with(job.conversation_id.clone(), async { Arc::default() })
             .await;
         let _turn = lock.lock().await;
-        self.process_in_turn(job, attempt).await
+        self.process_in_turn(job, attempt, journey).await
     }
 
     async fn process_in_turn(
         &self,
         job: &EnrichmentJob,
         attempt: u32,
+        journey: &mut Journey,
     ) -> Result<Outcome, PipelineError> {
         let mut keys = job.keys.clone();
         // A repeated attempt may follow a crash after our PATCH went out: read what is really on
@@ -191,11 +207,26 @@ impl Pipeline {
             || attempt > 1;
 
         let (participant_id, current) = if need_conversation {
-            let conversation = match self.genesys.get_conversation(&job.conversation_id).await {
-                Err(e) if e.is_not_found() => return Ok(Outcome::ConversationNotFound),
+            let started = std::time::Instant::now();
+            let read = self
+                .genesys
+                .get_conversation(&job.conversation_id)
+                .instrument(tracing::info_span!("genesys.get_conversation"))
+                .await;
+            journey.upstream(
+                "get_conversation",
+                upstream_status(read.as_ref().err()),
+                started.elapsed().as_millis() as u64,
+            );
+            let conversation = match read {
+                Err(e) if e.is_not_found() => {
+                    journey.nothing_written("Genesys does not know the conversation");
+                    return Ok(Outcome::ConversationNotFound);
+                }
                 other => other?,
             };
             if conversation.is_ended() {
+                journey.nothing_written("the conversation is over");
                 return Ok(Outcome::ConversationEnded);
             }
             let participant = match &job.participant_id {
@@ -205,6 +236,7 @@ impl Pipeline {
                     .or_else(|| conversation.pick_outbound_participant(&self.outbound_purposes)),
             };
             let Some(participant) = participant else {
+                journey.nothing_written("no participant matched genesys.participant_purposes");
                 return Ok(Outcome::NoParticipant);
             };
             // The same rule as for the event (`domain::party`), on the participant's fields.
@@ -244,7 +276,10 @@ impl Pipeline {
             policy.found_attribute = None;
             (None, std::borrow::Cow::Owned(policy), Found::NotAsked)
         } else {
-            let answer = self.crm.lookup(&keys.iter().collect::<Vec<_>>()).await;
+            let tried = keys.iter().collect::<Vec<_>>();
+            journey.keys(&tried);
+            let answer = self.crm.lookup(&tried).await;
+            journey.crm_answer(&answer);
             if let Some(phone) = &keys.phone {
                 tracing::debug!(
                     caller = %Redacted::phone(phone.raw()),
@@ -297,23 +332,41 @@ impl Pipeline {
             Found::Yes | Found::NotAsked => Outcome::Patched,
         };
         if patch.is_empty() {
+            journey
+                .nothing_written("everything the patch would hold is already on the participant");
             return Ok(if outcome == Outcome::Patched {
                 Outcome::Unchanged
             } else {
                 outcome
             });
         }
-        match self
+        let started = std::time::Instant::now();
+        let written = self
             .genesys
             .patch_participant_attributes(&job.conversation_id, &participant_id, &patch.attributes)
-            .await
-        {
+            .instrument(tracing::info_span!(
+                "genesys.patch_participant_attributes",
+                attributes = patch.attributes.len()
+            ))
+            .await;
+        journey.upstream(
+            "patch_participant_attributes",
+            upstream_status(written.as_ref().err()),
+            started.elapsed().as_millis() as u64,
+        );
+        match written {
             // A 404 here is taken as a conversation that ended (or vanished) between our read and
             // our write. Unverified: no public source says what a PATCH after the end answers
             // (404, or 202 and not kept); attrsync is tested under both (simulator `endedPatch`).
-            Err(e) if e.is_not_found() => return Ok(Outcome::ConversationNotFound),
+            Err(e) if e.is_not_found() => {
+                journey.nothing_written("the conversation ended before the write");
+                return Ok(Outcome::ConversationNotFound);
+            }
             other => other?,
         }
+        journey.record(StepKind::Written {
+            attributes: patch.attributes.keys().cloned().collect(),
+        });
         tracing::info!(
             keys = patch.attributes.len(),
             "participant attributes written"
@@ -327,6 +380,16 @@ impl Pipeline {
             )
             .await;
         Ok(outcome)
+    }
+}
+
+/// How a Genesys call ended, for the journal: `2xx` for a success (the client does not hand back
+/// which 2xx), the error's HTTP status, or `no_answer` (timeout, connection).
+fn upstream_status(error: Option<&GenesysError>) -> String {
+    match error.map(GenesysError::status) {
+        None => "2xx".to_owned(),
+        Some(Some(status)) => status.to_string(),
+        Some(None) => "no_answer".to_owned(),
     }
 }
 

@@ -5,8 +5,11 @@
 //!   HTTP edge has to the store (readiness, dead letters, replay);
 //! - `worker`: the [`WorkerPool`] that claims due jobs, runs the pipeline and decides what a
 //!   failure means (`next_step`, a pure function);
-//! - `store`: the SQLite/PostgreSQL tables; `record`: the stored form of a job.
+//! - `journal`: the writer that keeps each run's journey (batched, never blocking a worker);
+//! - `store`: the SQLite/PostgreSQL tables (the journal's in `store::journal`); `record`: the
+//!   stored form of a job.
 
+mod journal;
 mod record;
 pub mod store;
 mod worker;
@@ -18,13 +21,15 @@ use std::time::Duration;
 use sha2::Digest as _;
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use crate::config::QueueSettings;
+use crate::config::{JournalSettings, QueueSettings};
 use crate::domain::{EnrichmentJob, ParticipantId};
 use crate::metrics;
 use crate::phone::CallerNumber;
 
 pub use record::{StoredJob, Unreadable};
-pub use store::{DeadLetter, Enqueued, JobStore, QueueStats, StoreError};
+pub use store::{
+    DeadLetter, Enqueued, JobStore, JournalEntry, JournalFilter, NewEntry, QueueStats, StoreError,
+};
 pub use worker::{next_step, GiveUp, JobOutcome, NextStep, WorkerPool};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -50,6 +55,8 @@ pub struct JobQueue {
     /// the capacity check must not cost a COUNT per request.
     depth: Arc<AtomicU64>,
     capacity: u64,
+    /// `[journal]`, when the journey of each event is kept (see [`JobQueue::with_journal`]).
+    journal: Option<JournalSettings>,
 }
 
 impl JobQueue {
@@ -68,7 +75,24 @@ impl JobQueue {
             closed: Arc::new(AtomicBool::new(false)),
             depth: Arc::new(AtomicU64::new(0)),
             capacity: settings.capacity as u64,
+            journal: None,
         }
+    }
+
+    /// Keeps each event's journey as `journal` says (nothing when `journal.enabled` is false).
+    /// Call before starting the worker pool.
+    pub fn with_journal(mut self, journal: &JournalSettings) -> Self {
+        self.journal = journal.enabled.then(|| journal.clone());
+        self
+    }
+
+    pub fn journal_enabled(&self) -> bool {
+        self.journal.is_some()
+    }
+
+    /// Journal entries matching `filter`, newest first.
+    pub async fn journal(&self, filter: &JournalFilter) -> Result<Vec<JournalEntry>, StoreError> {
+        self.store.journal(filter).await
     }
 
     /// Opens the store `[queue]` names and starts accepting.
@@ -81,7 +105,11 @@ impl JobQueue {
     }
 
     /// Persists the job; `Ok` means it is on disk (or was already, as a duplicate).
-    pub async fn submit(&self, job: EnrichmentJob) -> Result<Enqueued, QueueError> {
+    pub async fn submit(&self, mut job: EnrichmentJob) -> Result<Enqueued, QueueError> {
+        if job.trace_parent.is_none() {
+            // The request's trace, so the worker's span continues it (none when traces are off).
+            job.trace_parent = crate::telemetry::traceparent();
+        }
         if self.closed.load(Ordering::Acquire) {
             return Err(QueueError::Closed);
         }

@@ -99,6 +99,7 @@ impl V1 {
                 .source
                 .parse::<Source>()
                 .map_err(|e| corrupt("source", &e))?,
+            trace_parent: None,
             event_id: self.event_id,
             request_id: self.request_id,
             conversation_id: ConversationId::parse(&self.conversation_id)

@@ -98,6 +98,10 @@ macro_rules! on_pool {
     };
 }
 
+mod journal;
+
+pub use journal::{JournalEntry, JournalFilter, NewEntry};
+
 pub struct JobStore {
     pool: Pool,
 }
@@ -224,7 +228,7 @@ impl JobStore {
     }
 
     async fn create_schema(&self, serial: &str) -> Result<(), StoreError> {
-        for statement in SCHEMA {
+        for statement in SCHEMA.iter().chain(journal::SCHEMA) {
             let statement = statement.replace("{serial}", serial);
             on_pool!(self, pool => sqlx::query(&statement).execute(pool).await.map(|r| r.rows_affected()))?;
         }

@@ -18,11 +18,11 @@ use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::Instrument as _;
 
-use super::store::{now_ms, ClaimedJob, JobStore, StoreError};
+use super::store::{now_ms, ClaimedJob, JobStore, NewEntry, StoreError};
 use super::JobQueue;
 use crate::config::QueueSettings;
 use crate::metrics;
-use crate::pipeline::{Outcome, Pipeline, PipelineError};
+use crate::pipeline::{Journey, Outcome, Pipeline, PipelineError, StepKind};
 use crate::retry::Retryable;
 
 /// How one run of a job ended, as the queue sees it: the `outcome` label of
@@ -142,6 +142,8 @@ struct Context {
     settings: QueueSettings,
     in_flight: Arc<Mutex<HashSet<i64>>>,
     completions: mpsc::UnboundedSender<Completion>,
+    /// To the journal writer, when `[journal]` is on.
+    journal: Option<mpsc::Sender<NewEntry>>,
 }
 
 enum Completion {
@@ -163,6 +165,14 @@ impl WorkerPool {
         let in_flight = Arc::new(Mutex::new(HashSet::new()));
         let (completions, completed) = mpsc::unbounded_channel();
         tokio::spawn(record_completions(queue.store.clone(), completed));
+        let journal = queue.journal.as_ref().map(|_| {
+            let (entries, received) = mpsc::channel(JOURNAL_BACKLOG);
+            tokio::spawn(super::journal::record_journeys(
+                queue.store.clone(),
+                received,
+            ));
+            entries
+        });
         let context = Arc::new(Context {
             pipeline,
             store: queue.store.clone(),
@@ -171,6 +181,7 @@ impl WorkerPool {
             settings: settings.clone(),
             in_flight: in_flight.clone(),
             completions: completions.clone(),
+            journal,
         });
         let dispatcher = tokio::spawn(dispatch(context, stop_rx));
         WorkerPool {
@@ -211,6 +222,10 @@ impl WorkerPool {
         }
     }
 }
+
+/// Journal entries waiting to be written; past this the newest are dropped (and logged), so a
+/// slow database never holds a worker back.
+const JOURNAL_BACKLOG: usize = 8192;
 
 /// Records finished jobs in batches: under load, one commit covers every job that finished
 /// while the previous one was being written. A job whose completion is lost in a crash runs
@@ -309,6 +324,15 @@ async fn refresh_stats(ctx: &Context, last_purge: &mut tokio::time::Instant) {
         if let Err(e) = ctx.store.purge(ctx.settings.dedup_retention()).await {
             tracing::warn!(error = %e, "could not purge finished jobs");
         }
+        if let Some(journal) = &ctx.queue.journal {
+            let pruned = ctx
+                .store
+                .prune_journal(journal.retention(), journal.max_events)
+                .await;
+            if let Err(e) = pruned {
+                tracing::warn!(error = %e, "could not prune the journal");
+            }
+        }
     }
 }
 
@@ -329,9 +353,22 @@ async fn run_job(ctx: &Context, claimed: ClaimedJob) {
         participant_id = tracing::field::Empty,
         source = job.source.as_str(),
         attempt = claimed.attempts,
+        queue_wait_ms = (now_ms() - claimed.created_at_ms).max(0),
     );
+    crate::telemetry::continue_trace(&span, job.trace_parent.as_deref());
     async {
-        let outcome = match ctx.pipeline.process(&job, claimed.attempts).await {
+        let mut journey = Journey::default();
+        journey.record(StepKind::Arrived {
+            source: job.source.as_str().to_owned(),
+            accepted_at_ms: claimed.created_at_ms,
+            waited_ms: (now_ms() - claimed.created_at_ms).max(0) as u64,
+            attempt: claimed.attempts,
+        });
+        let processed = ctx
+            .pipeline
+            .process_recorded(&job, claimed.attempts, &mut journey)
+            .await;
+        let outcome = match processed {
             Ok(outcome) => {
                 tracing::info!(outcome = outcome.as_str(), "event processed");
                 if ctx.completions.send(Completion::Done(claimed.id)).is_err() {
@@ -339,8 +376,14 @@ async fn run_job(ctx: &Context, claimed: ClaimedJob) {
                 }
                 JobOutcome::Processed(outcome)
             }
-            Err(e) => handle_failure(ctx, &claimed, &e).await,
+            Err(e) => handle_failure(ctx, &claimed, &e, &mut journey).await,
         };
+        journey.record(StepKind::Outcome {
+            outcome: outcome.as_str().to_owned(),
+        });
+        if let Some(journal) = &ctx.journal {
+            super::journal::send(journal, &claimed, &job, outcome.as_str(), journey);
+        }
         ::metrics::counter!(metrics::EVENTS, "source" => job.source.as_str(), "outcome" => outcome.as_str())
             .increment(1);
         if outcome.is_final() {
@@ -362,7 +405,12 @@ fn finish(id: i64, result: Result<(), StoreError>) {
 }
 
 /// Carries out [`next_step`] for a failed run.
-async fn handle_failure(ctx: &Context, claimed: &ClaimedJob, error: &PipelineError) -> JobOutcome {
+async fn handle_failure(
+    ctx: &Context,
+    claimed: &ClaimedJob,
+    error: &PipelineError,
+    journey: &mut Journey,
+) -> JobOutcome {
     let store = &ctx.store;
     let now = now_ms();
     let age = Duration::from_millis((now - claimed.created_at_ms).max(0) as u64);
@@ -376,6 +424,9 @@ async fn handle_failure(ctx: &Context, claimed: &ClaimedJob, error: &PipelineErr
     match step {
         NextStep::Fail => {
             tracing::error!(error = %error, "event failed; not retryable");
+            journey.record(StepKind::DeadLettered {
+                reason: format!("not retryable: {error}"),
+            });
             finish(
                 claimed.id,
                 store.dead_letter(claimed.id, &error.to_string()).await,
@@ -391,12 +442,19 @@ async fn handle_failure(ctx: &Context, claimed: &ClaimedJob, error: &PipelineErr
             }
             .to_string();
             tracing::error!(reason = %reason, "event moved to the dead letters");
+            journey.record(StepKind::DeadLettered {
+                reason: reason.clone(),
+            });
             finish(claimed.id, store.dead_letter(claimed.id, &reason).await);
             ::metrics::counter!(metrics::DEAD_LETTERED).increment(1);
             JobOutcome::DeadLettered
         }
         NextStep::Retry(delay) => {
             tracing::warn!(error = %error, retry_in_ms = delay.as_millis() as u64, "event failed; will retry");
+            journey.record(StepKind::Retry {
+                reason: error.to_string(),
+                delay_ms: delay.as_millis() as u64,
+            });
             let run_at = now + delay.as_millis() as i64;
             finish(
                 claimed.id,

@@ -133,6 +133,11 @@ impl CrmSim {
         lock(&self.shared.log).queries.clone()
     }
 
+    /// The W3C `traceparent` headers API requests carried, in arrival order.
+    pub fn traceparents(&self) -> Vec<String> {
+        lock(&self.shared.log).traceparents.clone()
+    }
+
     /// While down, every API request gets 503 `{"error":"unavailable"}`.
     pub fn set_down(&self, down: bool) {
         lock(&self.shared.faults).down = down;
@@ -171,6 +176,7 @@ struct Faults {
 struct RequestLog {
     by_path: BTreeMap<String, u64>,
     queries: Vec<String>,
+    traceparents: Vec<String>,
 }
 
 impl Shared {
@@ -212,6 +218,9 @@ impl Shared {
     /// Latency, outage, scripted status and auth, in that order, so an outage is reported even
     /// to a client with the wrong token.
     async fn admit(&self, headers: &HeaderMap) -> Result<(), CrmError> {
+        if let Some(parent) = headers.get("traceparent").and_then(|v| v.to_str().ok()) {
+            lock(&self.log).traceparents.push(parent.to_owned());
+        }
         let latency = lock(&self.faults).latency;
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;

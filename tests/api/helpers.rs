@@ -66,6 +66,7 @@ fn init_tracing() {
                 log_format: LogFormat::Pretty,
                 log_level: "debug".to_owned(),
                 redact: Default::default(),
+                otlp_endpoint: String::new(),
             });
         }
     });

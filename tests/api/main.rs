@@ -10,6 +10,7 @@ mod stores;
 
 mod auth;
 mod bad_input;
+mod console;
 mod crm_dynamics;
 mod crm_salesforce;
 mod crm_sources;
@@ -21,6 +22,7 @@ mod edge;
 mod events_cti;
 mod events_genesys;
 mod genesys_client;
+mod journal;
 mod lookup;
 mod merge;
 mod ops;

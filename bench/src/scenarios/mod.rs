@@ -140,6 +140,9 @@ pub struct Bench {
     pub has_queue_path: bool,
     /// A command run with the child's pid right before each timed phase.
     pub on_timed: Option<String>,
+    /// Settings given to every child on top of the scenario's (`--journal-both` sets
+    /// `ATTRSYNC_JOURNAL__ENABLED`).
+    pub child_env: Vec<(String, String)>,
 }
 
 pub(super) struct Secrets {
@@ -260,6 +263,7 @@ impl Bench {
         std::fs::create_dir_all(&run_dir)
             .with_context(|| format!("creating {}", run_dir.display()))?;
         let mut extra = extra;
+        extra.extend(self.child_env.iter().cloned());
         if self.has_queue_path {
             // A fresh queue database per child: nothing left over from an earlier run.
             extra.push((

@@ -16,6 +16,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use tracing::Instrument as _;
+
 use super::cache::CacheUse;
 use super::candidate::{Candidate, CandidateSummary, MatchQuality};
 use super::grade::{count_dropped, BELOW_MINIMUM};
@@ -118,6 +120,14 @@ pub struct SourceReadiness {
     pub circuit: super::breaker::CircuitState,
 }
 
+/// How a source is asked: through the cache (filling it), or as a dry run that reads the
+/// cache but never fills it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fetch {
+    Cached,
+    DryRun,
+}
+
 /// What one source concluded over the keys.
 enum Asked {
     Decided {
@@ -191,6 +201,16 @@ impl CrmSources {
 
     /// Looks the customer up by `keys` over every source, as `crm.chain_mode` says.
     pub async fn lookup(&self, keys: &[CustomerKey]) -> CrmAnswer {
+        self.run(keys, Fetch::Cached).await
+    }
+
+    /// The same lookup as a dry run (an explain): each source answers from the cache when it
+    /// holds the key, else from the adapter (through the breaker), and nothing fills the cache.
+    pub async fn lookup_dry(&self, keys: &[CustomerKey]) -> CrmAnswer {
+        self.run(keys, Fetch::DryRun).await
+    }
+
+    async fn run(&self, keys: &[CustomerKey], fetch: Fetch) -> CrmAnswer {
         let chain = &self.inner.settings;
         let sources = &self.inner.sources;
         let mut reports = Vec::new();
@@ -210,7 +230,7 @@ impl CrmSources {
                 });
                 continue;
             }
-            match self.ask(source, keys, &mut reports).await {
+            match self.ask(source, keys, fetch, &mut reports).await {
                 Asked::Failed(e) => {
                     tracing::warn!(source = source.name(), error = %e, "CRM source failed");
                     failure.get_or_insert(e);
@@ -285,6 +305,7 @@ impl CrmSources {
         &self,
         source: &Source,
         keys: &[CustomerKey],
+        fetch: Fetch,
         reports: &mut Vec<SourceReport>,
     ) -> Asked {
         let matching = &self.inner.settings.matching;
@@ -294,7 +315,20 @@ impl CrmSources {
             }
             for key in keys.iter().filter(|k| k.kind() == *kind) {
                 let started = Instant::now();
-                let found = source.find(key).await;
+                let found = match fetch {
+                    Fetch::Cached => {
+                        let span = tracing::info_span!(
+                            "crm.find",
+                            source = source.name(),
+                            key_kind = kind.as_str()
+                        );
+                        source.find(key).instrument(span).await
+                    }
+                    Fetch::DryRun => match source.peek(key).await {
+                        Some(cached) => cached.map(|c| (c, CacheUse::Hit)),
+                        None => source.find_uncached(key).await.map(|c| (c, CacheUse::Miss)),
+                    },
+                };
                 let ms = started.elapsed().as_millis() as u64;
                 let mut report = SourceReport {
                     source: source.name(),
@@ -314,7 +348,8 @@ impl CrmSources {
                 };
                 report.cache = cache;
                 report.candidates = candidates.len();
-                if cache != CacheUse::Hit {
+                // A dry run changes no metric.
+                if cache != CacheUse::Hit && fetch == Fetch::Cached {
                     count_dropped(
                         source.name(),
                         BELOW_MINIMUM,
