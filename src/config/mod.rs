@@ -15,6 +15,7 @@ mod load;
 mod network;
 mod oauth;
 mod schema;
+mod servicenow;
 mod validate;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -25,6 +26,7 @@ pub use auth::{AuthGroup, AuthMode, AuthSettings, EndpointAuth};
 pub use crm::{ChainMode, MatchPolicy, MatchSettings, SourceSettings};
 pub use network::{contains, parse_cidr, TlsSettings};
 pub use oauth::{AssertionAlgorithm, ClientAuth, OAuthGrant, OAuthSettings};
+pub use servicenow::{LocalNotation, ServiceNowAuth, ServiceNowSettings, StoredNotation};
 pub use schema::{
     CacheSettings, CrmAdapterKind, CrmSettings, FileCrmSettings, GenesysSettings, HttpAuthKind,
     HttpCrmSettings, LogFormat, LookupSettings, MergeSettings, PhoneSettings, QueueBackend,

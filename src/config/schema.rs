@@ -12,6 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::crm::{ChainMode, MatchPolicy, MatchSettings, SourceSettings};
 use super::network::TlsSettings;
+use super::servicenow::ServiceNowSettings;
 use super::{invalid, redacted, ConfigError};
 use crate::domain::{KeyKind, MatchQuality};
 use crate::genesys::region::region_domain;
@@ -178,16 +179,23 @@ impl GenesysSettings {
 pub enum CrmAdapterKind {
     File,
     Http,
+    #[serde(rename = "servicenow")]
+    ServiceNow,
 }
 
 impl CrmAdapterKind {
-    pub const ALL: [CrmAdapterKind; 2] = [CrmAdapterKind::File, CrmAdapterKind::Http];
+    pub const ALL: [CrmAdapterKind; 3] = [
+        CrmAdapterKind::File,
+        CrmAdapterKind::Http,
+        CrmAdapterKind::ServiceNow,
+    ];
 
     /// The name in configuration, in `[crm.<name>]` and in the `source` metric label.
     pub fn as_str(self) -> &'static str {
         match self {
             CrmAdapterKind::File => "file",
             CrmAdapterKind::Http => "http",
+            CrmAdapterKind::ServiceNow => "servicenow",
         }
     }
 }
@@ -207,6 +215,7 @@ pub struct CrmSettings {
     pub max_candidate_ids: usize,
     pub file: FileCrmSettings,
     pub http: HttpCrmSettings,
+    pub servicenow: ServiceNowSettings,
 }
 
 impl CrmSettings {
@@ -224,6 +233,7 @@ impl CrmSettings {
         match kind {
             CrmAdapterKind::File => &self.file.common,
             CrmAdapterKind::Http => &self.http.common,
+            CrmAdapterKind::ServiceNow => &self.servicenow.common,
         }
     }
 

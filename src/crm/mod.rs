@@ -176,6 +176,10 @@ pub fn adapter(kind: CrmAdapterKind, settings: &Settings) -> anyhow::Result<Arc<
     Ok(match kind {
         CrmAdapterKind::File => Arc::new(file::FileCrm::from_settings(&settings.crm.file, region)?),
         CrmAdapterKind::Http => Arc::new(http::HttpCrm::from_settings(&settings.crm.http, region)?),
+        CrmAdapterKind::ServiceNow => Arc::new(servicenow::ServiceNowCrm::from_settings(
+            &settings.crm.servicenow,
+            region,
+        )?),
     })
 }
 

@@ -18,6 +18,13 @@ const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
         "chained.toml",
         &[("ATTRSYNC_CRM__HTTP__TOKEN", "example-crm-token")],
     ),
+    (
+        "servicenow.toml",
+        &[(
+            "ATTRSYNC_CRM__SERVICENOW__PASSWORD",
+            "example-servicenow-password",
+        )],
+    ),
 ];
 
 /// What every sample needs: Genesys's credentials and a secret for each inbound group.
@@ -40,6 +47,7 @@ const SECRETS: &[&str] = &[
     "whsec_ZXhhbXBsZS1jdGktc2lnbmluZy1zZWNyZXQ=",
     "example-lookup-password",
     "example-crm-token",
+    "example-servicenow-password",
 ];
 
 /// `attrsync check-config --config <file>` with exactly `env` (nothing from this process).
@@ -65,6 +73,8 @@ fn every_sample_configuration_is_listed_here() {
                 .to_string_lossy()
                 .into_owned()
         })
+        // The setup guides (`<adapter>.md`) sit beside the samples.
+        .filter(|name| name.ends_with(".toml"))
         .collect();
     found.sort();
     let mut listed: Vec<String> = EXAMPLES.iter().map(|(f, _)| (*f).to_owned()).collect();
