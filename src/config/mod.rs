@@ -26,12 +26,12 @@ pub use auth::{AuthGroup, AuthMode, AuthSettings, EndpointAuth};
 pub use crm::{ChainMode, MatchPolicy, MatchSettings, SourceSettings};
 pub use network::{contains, parse_cidr, TlsSettings};
 pub use oauth::{AssertionAlgorithm, ClientAuth, OAuthGrant, OAuthSettings};
-pub use servicenow::{LocalNotation, ServiceNowAuth, ServiceNowSettings, StoredNotation};
 pub use schema::{
     CacheSettings, CrmAdapterKind, CrmSettings, FileCrmSettings, GenesysSettings, HttpAuthKind,
     HttpCrmSettings, LogFormat, LookupSettings, MergeSettings, PhoneSettings, QueueBackend,
     QueueSettings, ServerSettings, TelemetrySettings, DEFAULT_CUSTOMER_FILE, SAMPLE_CUSTOMERS,
 };
+pub use servicenow::{LocalNotation, ServiceNowAuth, ServiceNowSettings, StoredNotation};
 
 /// A problem with the configuration, naming the key at fault.
 #[derive(Debug, thiserror::Error)]

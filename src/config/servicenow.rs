@@ -210,3 +210,104 @@ fn identifier(name: &str, dots: bool) -> bool {
             segment(name)
         }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::load::tests::load;
+    use super::*;
+
+    const INSTANCE: (&str, &str) = (
+        "ATTRSYNC_CRM__SERVICENOW__INSTANCE_URL",
+        "https://example.service-now.com",
+    );
+    const USER: (&str, &str) = ("ATTRSYNC_CRM__SERVICENOW__USERNAME", "attrsync");
+    const PASSWORD: (&str, &str) = ("ATTRSYNC_CRM__SERVICENOW__PASSWORD", "pw");
+    const ADAPTER: (&str, &str) = ("ATTRSYNC_CRM__ADAPTER", "servicenow");
+
+    fn error(pairs: &[(&str, &str)]) -> String {
+        load(pairs).map_or_else(|e| e.to_string(), |_| "no error".to_owned())
+    }
+
+    #[test]
+    fn the_defaults_with_an_instance_and_credentials_validate() {
+        let s = load(&[ADAPTER, INSTANCE, USER, PASSWORD]).expect("valid");
+        assert_eq!(s.crm.servicenow.tables, ["sys_user"]);
+        assert!(s
+            .crm
+            .servicenow
+            .phone_notations
+            .contains(&StoredNotation::Local(LocalNotation::InternationalSpaces)));
+        assert_eq!(
+            s.crm.servicenow.instance().map(|u| u.to_string()).ok(),
+            Some("https://example.service-now.com/".to_owned())
+        );
+    }
+
+    #[test]
+    fn each_missing_or_malformed_setting_is_named() {
+        let cases: [(&[(&str, &str)], &str); 8] = [
+            (&[ADAPTER, USER, PASSWORD], "crm.servicenow.instance_url"),
+            (
+                &[
+                    ADAPTER,
+                    (
+                        "ATTRSYNC_CRM__SERVICENOW__INSTANCE_URL",
+                        "https://x.service-now.com/api",
+                    ),
+                    USER,
+                    PASSWORD,
+                ],
+                "crm.servicenow.instance_url",
+            ),
+            (&[ADAPTER, INSTANCE, USER], "crm.servicenow.password"),
+            (&[ADAPTER, INSTANCE, PASSWORD], "crm.servicenow.username"),
+            (
+                &[
+                    ADAPTER,
+                    INSTANCE,
+                    ("ATTRSYNC_CRM__SERVICENOW__AUTH", "oauth"),
+                ],
+                "crm.servicenow.oauth.client_id",
+            ),
+            (
+                &[
+                    ADAPTER,
+                    INSTANCE,
+                    USER,
+                    PASSWORD,
+                    ("ATTRSYNC_CRM__SERVICENOW__TABLES", "sys_user,Bad^Table"),
+                ],
+                "crm.servicenow.tables",
+            ),
+            (
+                &[
+                    ADAPTER,
+                    INSTANCE,
+                    USER,
+                    PASSWORD,
+                    ("ATTRSYNC_CRM__SERVICENOW__PHONE_FIELDS", "phone=x"),
+                ],
+                "crm.servicenow.phone_fields",
+            ),
+            (
+                &[
+                    ADAPTER,
+                    INSTANCE,
+                    USER,
+                    PASSWORD,
+                    ("ATTRSYNC_CRM__SERVICENOW__LIMIT", "0"),
+                ],
+                "crm.servicenow.limit",
+            ),
+        ];
+        for (pairs, key) in cases {
+            let err = error(pairs);
+            assert!(err.contains(key), "{key}: {err}");
+        }
+    }
+
+    #[test]
+    fn an_unused_servicenow_section_is_not_validated() {
+        assert!(load(&[]).is_ok());
+    }
+}

@@ -237,7 +237,7 @@ async fn an_oauth_token_refused_with_401_is_renewed_once_and_the_lookup_succeeds
 async fn wrong_basic_credentials_fail_the_lookup_without_retries() {
     let sim = instance().await;
     let app = app_on(&sim, |s| {
-        s.crm.servicenow.password = "not-the-password".to_owned().into()
+        s.crm.servicenow.password = "not-the-password".to_owned().into();
     })
     .await;
     let answer = by_phone(&app, "tel:+13175550125").await;
@@ -316,14 +316,29 @@ async fn the_injection_classics_through_every_key_kind_match_nothing_and_drop_no
     )
     .expect("a record");
     let app = app_on(&sim, |s| {
-        s.crm.servicenow.phone_notations =
-            vec![StoredNotation::Shared(Notation::Raw), StoredNotation::Shared(Notation::E164)];
+        s.crm.servicenow.phone_notations = vec![
+            StoredNotation::Shared(Notation::Raw),
+            StoredNotation::Shared(Notation::E164),
+        ];
     })
     .await;
     let classics = [
-        "'", "\\", "}", "OR 1=1", "' OR '1'='1", "--", "%", "*", "^", "^ORsys_idISNOTEMPTY",
-        "x^NQsys_idISNOTEMPTY", "javascript:gs.getUserID()", "NULL", "phoneISNOTEMPTY",
-        "\"", "a=b",
+        "'",
+        "\\",
+        "}",
+        "OR 1=1",
+        "' OR '1'='1",
+        "--",
+        "%",
+        "*",
+        "^",
+        "^ORsys_idISNOTEMPTY",
+        "x^NQsys_idISNOTEMPTY",
+        "javascript:gs.getUserID()",
+        "NULL",
+        "phoneISNOTEMPTY",
+        "\"",
+        "a=b",
     ];
     for classic in classics {
         // The phone key: the classic around a number that is nobody's (sent raw, as well as in
@@ -356,7 +371,10 @@ async fn the_injection_classics_through_every_key_kind_match_nothing_and_drop_no
         .all(|q| !q.contains("javascript:") && !q.contains("^NQ") && !q.contains("=NULL")));
     // Quotes and dashes are text: the one record holding them is found exactly.
     let literal = lookup(&app, json!({"externalContactId": "' OR 1=1 --"})).await;
-    assert_eq!(literal["found"], "false", "`=` is refused, never sent: {literal}");
+    assert_eq!(
+        literal["found"], "false",
+        "`=` is refused, never sent: {literal}"
+    );
     let quoted = lookup(&app, json!({"email": "o'brien@example.com"})).await;
     assert_eq!(quoted["name"], "Bobby Tables", "{quoted}");
     assert_eq!(quoted["matchCount"], "1");
@@ -372,7 +390,10 @@ async fn garbage_answers_fail_the_lookup_clearly_and_the_next_one_succeeds() {
         assert_eq!(answer["reason"], "crm_error", "{fault:?}: {answer}");
     }
     sim.push_fault(Op::Table, Fault::Status { status: 503 });
-    assert_eq!(by_phone(&app, "tel:+13175550125").await["reason"], "crm_error");
+    assert_eq!(
+        by_phone(&app, "tel:+13175550125").await["reason"],
+        "crm_error"
+    );
     assert_eq!(by_phone(&app, "tel:+13175550125").await["recordId"], ADA);
 }
 
@@ -385,7 +406,11 @@ async fn a_misspelt_field_that_makes_the_instance_return_strangers_finds_nobody(
     .await;
     let answer = by_phone(&app, "tel:+13175550125").await;
     assert_eq!(answer["reason"], "not_found", "{answer}");
-    assert_eq!(sim.stats().invalid_query_parts.len(), 5, "every notation dropped");
+    assert_eq!(
+        sim.stats().invalid_query_parts.len(),
+        5,
+        "every notation dropped"
+    );
 }
 
 #[tokio::test]

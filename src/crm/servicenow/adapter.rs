@@ -215,8 +215,8 @@ impl ServiceNowCrm {
             Credentials::OAuth(tokens) => {
                 tokens
                     .with_token(|token| async move {
-                        let mut value = HeaderValue::from_str(&token.authorization())
-                            .map_err(|_| {
+                        let mut value =
+                            HeaderValue::from_str(&token.authorization()).map_err(|_| {
                                 CrmError::InvalidResponse(
                                     "the access token is not a header value".to_owned(),
                                 )

@@ -17,8 +17,8 @@ pub mod response;
 
 pub use adapter::ServiceNowCrm;
 pub use query::{
-    email_lookup, emails_lookup, escape_value, field_lookup, or_query, phone_lookup, sys_id_lookup, CaretPolicy,
-    QueryError, TableLookup, TableRequest,
+    email_lookup, emails_lookup, escape_value, field_lookup, or_query, phone_lookup, sys_id_lookup,
+    CaretPolicy, QueryError, TableLookup, TableRequest,
 };
 pub use response::{
     parse_error, parse_records, record_matches, token_error_description, Compare, ErrorKind,
