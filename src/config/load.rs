@@ -27,6 +27,8 @@ const LIST_KEYS: &[&str] = &[
     "crm.servicenow.email_fields",
     "crm.servicenow.return_fields",
     "crm.servicenow.phone_notations",
+    "crm.freshdesk.phone_fields",
+    "crm.freshdesk.phone_notations",
     "merge.exclude",
     "auth.genesys.secrets",
     "auth.cti.secrets",

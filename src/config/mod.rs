@@ -11,6 +11,7 @@
 
 mod auth;
 mod crm;
+mod freshdesk;
 mod load;
 mod network;
 mod oauth;
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize, Serializer};
 pub use crate::merge::Overwrite;
 pub use auth::{AuthGroup, AuthMode, AuthSettings, EndpointAuth};
 pub use crm::{ChainMode, MatchPolicy, MatchSettings, SourceSettings};
+pub use freshdesk::{FreshdeskLookup, FreshdeskSettings};
 pub use network::{contains, parse_cidr, TlsSettings};
 pub use oauth::{AssertionAlgorithm, ClientAuth, OAuthGrant, OAuthSettings};
 pub use schema::{

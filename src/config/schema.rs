@@ -11,6 +11,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::crm::{ChainMode, MatchPolicy, MatchSettings, SourceSettings};
+use super::freshdesk::FreshdeskSettings;
 use super::network::TlsSettings;
 use super::servicenow::ServiceNowSettings;
 use super::{invalid, redacted, ConfigError};
@@ -181,13 +182,15 @@ pub enum CrmAdapterKind {
     Http,
     #[serde(rename = "servicenow")]
     ServiceNow,
+    Freshdesk,
 }
 
 impl CrmAdapterKind {
-    pub const ALL: [CrmAdapterKind; 3] = [
+    pub const ALL: [CrmAdapterKind; 4] = [
         CrmAdapterKind::File,
         CrmAdapterKind::Http,
         CrmAdapterKind::ServiceNow,
+        CrmAdapterKind::Freshdesk,
     ];
 
     /// The name in configuration, in `[crm.<name>]` and in the `source` metric label.
@@ -196,6 +199,7 @@ impl CrmAdapterKind {
             CrmAdapterKind::File => "file",
             CrmAdapterKind::Http => "http",
             CrmAdapterKind::ServiceNow => "servicenow",
+            CrmAdapterKind::Freshdesk => "freshdesk",
         }
     }
 }
@@ -216,6 +220,7 @@ pub struct CrmSettings {
     pub file: FileCrmSettings,
     pub http: HttpCrmSettings,
     pub servicenow: ServiceNowSettings,
+    pub freshdesk: FreshdeskSettings,
 }
 
 impl CrmSettings {
@@ -234,6 +239,7 @@ impl CrmSettings {
             CrmAdapterKind::File => &self.file.common,
             CrmAdapterKind::Http => &self.http.common,
             CrmAdapterKind::ServiceNow => &self.servicenow.common,
+            CrmAdapterKind::Freshdesk => &self.freshdesk.common,
         }
     }
 

@@ -159,6 +159,7 @@ impl Settings {
                 }
                 CrmAdapterKind::Http => self.validate_http_crm()?,
                 CrmAdapterKind::ServiceNow => self.crm.servicenow.validate()?,
+                CrmAdapterKind::Freshdesk => self.crm.freshdesk.validate()?,
             }
         }
         if self.crm.match_policy == MatchPolicy::Priority

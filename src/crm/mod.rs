@@ -180,6 +180,10 @@ pub fn adapter(kind: CrmAdapterKind, settings: &Settings) -> anyhow::Result<Arc<
             &settings.crm.servicenow,
             region,
         )?),
+        CrmAdapterKind::Freshdesk => Arc::new(freshdesk::FreshdeskCrm::from_settings(
+            &settings.crm.freshdesk,
+            region,
+        )?),
     })
 }
 

@@ -10,6 +10,7 @@ mod stores;
 
 mod auth;
 mod bad_input;
+mod crm_freshdesk;
 mod crm_servicenow;
 mod crm_sources;
 mod docs;

@@ -19,6 +19,10 @@ const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
         &[("ATTRSYNC_CRM__HTTP__TOKEN", "example-crm-token")],
     ),
     (
+        "freshdesk.toml",
+        &[("ATTRSYNC_CRM__FRESHDESK__API_KEY", "example-freshdesk-key")],
+    ),
+    (
         "servicenow.toml",
         &[(
             "ATTRSYNC_CRM__SERVICENOW__PASSWORD",
@@ -48,6 +52,7 @@ const SECRETS: &[&str] = &[
     "example-lookup-password",
     "example-crm-token",
     "example-servicenow-password",
+    "example-freshdesk-key",
 ];
 
 /// `attrsync check-config --config <file>` with exactly `env` (nothing from this process).
