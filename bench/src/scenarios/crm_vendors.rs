@@ -11,7 +11,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use attrsync::simulator::{ServiceNowSim, ServiceNowSimConfig};
+use attrsync::simulator::{FreshdeskSim, FreshdeskSimConfig, ServiceNowSim, ServiceNowSimConfig};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
@@ -84,7 +84,42 @@ impl Bench {
         servicenow.shutdown();
         let sn = sn?;
 
-        for (adapter, m) in [("http", &http), ("servicenow", &sn)] {
+        // The plan's limits are lifted (and attrsync's budget off): this measures latency.
+        let freshdesk = FreshdeskSim::start(
+            FreshdeskSimConfig {
+                latency: CRM_LATENCY,
+                per_minute: 1_000_000,
+                contacts_list_per_minute: 1_000_000,
+                ..FreshdeskSimConfig::default()
+            },
+            TcpListener::bind("127.0.0.1:0").await?,
+        )
+        .await?;
+        for contact in FreshdeskSim::sample_contacts() {
+            freshdesk.insert(contact)?;
+        }
+        let env = [
+            ("ATTRSYNC_CRM__ADAPTER", "freshdesk".to_owned()),
+            ("ATTRSYNC_CRM__FRESHDESK__DOMAIN_URL", freshdesk.base_url()),
+            ("ATTRSYNC_CRM__FRESHDESK__API_KEY", "sim-api-key".to_owned()),
+            (
+                "ATTRSYNC_CRM__FRESHDESK__RATE_LIMIT_PER_MINUTE",
+                "0".to_owned(),
+            ),
+        ];
+        let fd = self
+            .measure_adapter(
+                "crm-vendors-freshdesk",
+                &genesys,
+                &crm,
+                owned(&env),
+                &|| freshdesk.traffic().total(),
+            )
+            .await;
+        freshdesk.shutdown();
+        let fd = fd?;
+
+        for (adapter, m) in [("http", &http), ("servicenow", &sn), ("freshdesk", &fd)] {
             if let Some(l) = &m.added {
                 r.more_latencies
                     .insert(format!("{adapter}: added (e2e - 20 ms)"), l.clone());
