@@ -109,8 +109,17 @@ impl FreshdeskCrm {
     /// broken is logged, never the value).
     fn probes(&self, key: &CustomerKey) -> Vec<Probe> {
         let skipped = |e: QueryError| {
-            tracing::debug!(source = SOURCE, key_kind = key.kind().as_str(), reason = %e,
-                "a value of the key cannot be sent to Freshdesk");
+            // The rule broken, never the value (`InvalidId` quotes it).
+            let reason = match e {
+                QueryError::InvalidId(_) => "not a contact id".to_owned(),
+                other => other.to_string(),
+            };
+            tracing::debug!(
+                source = SOURCE,
+                key_kind = key.kind().as_str(),
+                reason,
+                "a value of the key cannot be sent to Freshdesk"
+            );
         };
         let search = |terms: &[(ContactField, &str)], graded_on: Vec<&'static str>| {
             // Terms whose value cannot be quoted are left out of the OR.

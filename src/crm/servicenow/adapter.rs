@@ -199,9 +199,17 @@ impl ServiceNowCrm {
                 searched,
             }),
             Err(e) => {
-                // The error names the rule broken, never the value.
-                tracing::debug!(source = SOURCE, key_kind = key.kind().as_str(), reason = %e,
-                    "key not looked up: its value cannot be sent in an encoded query");
+                // The rule broken, never the value (`InvalidSysId` quotes it).
+                let reason = match e {
+                    QueryError::InvalidSysId(_) => "not a sys_id",
+                    _ => "refused by the encoded query's rules",
+                };
+                tracing::debug!(
+                    source = SOURCE,
+                    key_kind = key.kind().as_str(),
+                    reason,
+                    "key not looked up: its value cannot be sent in an encoded query"
+                );
                 None
             }
         }
