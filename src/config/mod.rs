@@ -13,11 +13,13 @@
 mod auth;
 mod crm;
 mod dynamics;
+mod freshdesk;
 mod load;
 mod network;
 mod oauth;
 mod salesforce;
 mod schema;
+mod servicenow;
 pub mod sql;
 mod validate;
 
@@ -31,6 +33,7 @@ pub use crm::{
     MIN_CACHE_KEY_SECRET,
 };
 pub use dynamics::DynamicsSettings;
+pub use freshdesk::{FreshdeskLookup, FreshdeskSettings};
 pub use network::{contains, parse_cidr, TlsSettings};
 pub use oauth::{AssertionAlgorithm, ClientAuth, OAuthGrant, OAuthSettings};
 pub use salesforce::{split_object_field, SalesforceSettings};
@@ -40,6 +43,7 @@ pub use schema::{
     QueueBackend, QueueSettings, ServerSettings, TelemetrySettings, DEFAULT_CUSTOMER_FILE,
     SAMPLE_CUSTOMERS,
 };
+pub use servicenow::{LocalNotation, ServiceNowAuth, ServiceNowSettings, StoredNotation};
 pub use sql::{SqlBackend, SqlCrmSettings};
 
 /// A problem with the configuration, naming the key at fault.

@@ -11,7 +11,9 @@ use secrecy::SecretString;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::crm::{ChainMode, MatchPolicy, MatchSettings, SharedCrmSettings, SourceSettings};
+use super::freshdesk::FreshdeskSettings;
 use super::network::TlsSettings;
+use super::servicenow::ServiceNowSettings;
 use super::sql::SqlCrmSettings;
 use super::{invalid, redacted, ConfigError};
 use crate::domain::{KeyKind, MatchQuality};
@@ -187,15 +189,20 @@ pub enum CrmAdapterKind {
     Sql,
     Salesforce,
     Dynamics,
+    #[serde(rename = "servicenow")]
+    ServiceNow,
+    Freshdesk,
 }
 
 impl CrmAdapterKind {
-    pub const ALL: [CrmAdapterKind; 5] = [
+    pub const ALL: [CrmAdapterKind; 7] = [
         CrmAdapterKind::File,
         CrmAdapterKind::Http,
         CrmAdapterKind::Sql,
         CrmAdapterKind::Salesforce,
         CrmAdapterKind::Dynamics,
+        CrmAdapterKind::ServiceNow,
+        CrmAdapterKind::Freshdesk,
     ];
 
     /// The name in configuration, in `[crm.<name>]` and in the `source` metric label.
@@ -206,6 +213,8 @@ impl CrmAdapterKind {
             CrmAdapterKind::Sql => "sql",
             CrmAdapterKind::Salesforce => "salesforce",
             CrmAdapterKind::Dynamics => "dynamics",
+            CrmAdapterKind::ServiceNow => "servicenow",
+            CrmAdapterKind::Freshdesk => "freshdesk",
         }
     }
 }
@@ -230,6 +239,8 @@ pub struct CrmSettings {
     pub dynamics: super::dynamics::DynamicsSettings,
     /// What replicas share about the CRM (`[crm.shared]`).
     pub shared: SharedCrmSettings,
+    pub servicenow: ServiceNowSettings,
+    pub freshdesk: FreshdeskSettings,
 }
 
 impl CrmSettings {
@@ -250,6 +261,8 @@ impl CrmSettings {
             CrmAdapterKind::Sql => &self.sql.common,
             CrmAdapterKind::Salesforce => &self.salesforce.common,
             CrmAdapterKind::Dynamics => &self.dynamics.common,
+            CrmAdapterKind::ServiceNow => &self.servicenow.common,
+            CrmAdapterKind::Freshdesk => &self.freshdesk.common,
         }
     }
 

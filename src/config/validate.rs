@@ -171,6 +171,8 @@ impl Settings {
                 CrmAdapterKind::Sql => self.crm.sql.validate()?,
                 CrmAdapterKind::Salesforce => self.crm.salesforce.validate()?,
                 CrmAdapterKind::Dynamics => self.crm.dynamics.validate()?,
+                CrmAdapterKind::ServiceNow => self.crm.servicenow.validate()?,
+                CrmAdapterKind::Freshdesk => self.crm.freshdesk.validate()?,
             }
         }
         if self.crm.match_policy == MatchPolicy::Priority

@@ -214,6 +214,14 @@ pub fn adapter(
             dynamics::DynamicsCrm::from_settings(&settings.crm.dynamics, region)?
                 .with_budget(budget(kind.as_str())),
         ),
+        CrmAdapterKind::ServiceNow => Arc::new(
+            servicenow::ServiceNowCrm::from_settings(&settings.crm.servicenow, region)?
+                .with_budget(budget(kind.as_str())),
+        ),
+        CrmAdapterKind::Freshdesk => Arc::new(
+            freshdesk::FreshdeskCrm::from_settings(&settings.crm.freshdesk, region)?
+                .with_budget(budget(kind.as_str())),
+        ),
     })
 }
 

@@ -33,6 +33,17 @@ const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
             "example-salesforce-secret",
         )],
     ),
+    (
+        "freshdesk.toml",
+        &[("ATTRSYNC_CRM__FRESHDESK__API_KEY", "example-freshdesk-key")],
+    ),
+    (
+        "servicenow.toml",
+        &[(
+            "ATTRSYNC_CRM__SERVICENOW__PASSWORD",
+            "example-servicenow-password",
+        )],
+    ),
 ];
 
 /// What every sample needs: Genesys's credentials and a secret for each inbound group.
@@ -57,6 +68,8 @@ const SECRETS: &[&str] = &[
     "example-crm-token",
     "example-salesforce-secret",
     "example-dynamics-secret",
+    "example-servicenow-password",
+    "example-freshdesk-key",
 ];
 
 /// `attrsync check-config --config <file>` with exactly `env` (nothing from this process).

@@ -3,6 +3,7 @@
 //! nothing carries over from one scenario to the next: cache, connections, rate windows), and
 //! the helpers that read attrsync's configuration and counters.
 
+mod crm_servicenow_freshdesk;
 mod crm_sql;
 mod crm_vendors;
 mod event_throughput;
@@ -38,10 +39,11 @@ pub enum Scenario {
     LookupZeroCall,
     CrmSql,
     CrmVendors,
+    CrmServicenowFreshdesk,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 10] = [
+    pub const ALL: [Scenario; 11] = [
         Scenario::EventThroughput,
         Scenario::RepeatCallers,
         Scenario::LookupLatency,
@@ -52,6 +54,7 @@ impl Scenario {
         Scenario::LookupZeroCall,
         Scenario::CrmSql,
         Scenario::CrmVendors,
+        Scenario::CrmServicenowFreshdesk,
     ];
 
     pub fn name(self) -> &'static str {
@@ -66,6 +69,7 @@ impl Scenario {
             Scenario::LookupZeroCall => "lookup-zero-call",
             Scenario::CrmSql => "crm-sql",
             Scenario::CrmVendors => "crm-vendors",
+            Scenario::CrmServicenowFreshdesk => "crm-servicenow-freshdesk",
         }
     }
 }
@@ -192,6 +196,7 @@ impl Bench {
             Scenario::LookupZeroCall => self.lookup_zero_call().await,
             Scenario::CrmSql => self.crm_sql().await,
             Scenario::CrmVendors => self.crm_vendors().await,
+            Scenario::CrmServicenowFreshdesk => self.crm_servicenow_freshdesk().await,
         };
         let mut result = result.unwrap_or_else(|e| ScenarioResult::failed(name, &e));
         // Other work on the machine shows in every number: keep a trace of it.

@@ -5,7 +5,7 @@
 //! The list filters are plain query parameters: percent-encoding is all a value needs. The
 //! search query language puts strings in single quotes inside a double-quoted query of at most
 //! 512 characters, and no escape for a quote is documented, so a value with `'`, `"` or `\` is
-//! refused for search. Facts and sources: `notes/crm-freshdesk.md`.
+//! refused for search. Sources: the parent module (`crm::freshdesk`).
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 

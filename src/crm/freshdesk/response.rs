@@ -1,7 +1,7 @@
 //! Freshdesk answers: a list (JSON array), a search (`{"total","results"}`) or one contact into
 //! [`VendorRecord`]s; error bodies (`{"code","message"}`, validation `{"description","errors":
 //! [{field,message,code}]}`) and the `X-RateLimit-*`/`Retry-After` headers into
-//! [`FreshdeskError`]. Facts and sources: `notes/crm-freshdesk.md`.
+//! [`FreshdeskError`]. Sources: the parent module (`crm::freshdesk`).
 
 use std::time::Duration;
 

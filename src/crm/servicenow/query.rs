@@ -7,8 +7,8 @@
 //! `markdown/api-reference/server-api-reference/GlideStringUtilScopedAPI.md`), and it gives
 //! meaning to whole values: `javascript:…` is evaluated on the instance and `NULL` means "no
 //! value" (`c_TableAPI.md`, `cust_central-api.md`). So values are refused rather than escaped,
-//! except `^`, which can be doubled on request ([`CaretPolicy::Escape`]). Facts and sources:
-//! `notes/crm-servicenow.md`.
+//! except `^`, which can be doubled on request ([`CaretPolicy::Escape`]). Sources: the parent
+//! module (`crm::servicenow`).
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
@@ -138,6 +138,11 @@ pub fn phone_lookup(lookup: &TableLookup, notations: &[&str]) -> Result<TableReq
 
 pub fn email_lookup(lookup: &TableLookup, email: &str) -> Result<TableRequest, QueryError> {
     request(lookup, &lookup.email_fields, &[email])
+}
+
+/// A lookup by email comparing several spellings of the address (as given, lower-cased).
+pub fn emails_lookup(lookup: &TableLookup, emails: &[&str]) -> Result<TableRequest, QueryError> {
+    request(lookup, &lookup.email_fields, emails)
 }
 
 /// A lookup by `sys_id`. Checked for the 32-hex form so no other text can reach the query.

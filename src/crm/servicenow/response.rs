@@ -3,8 +3,8 @@
 //! a returned record really carries the value looked up (an instance drops invalid query parts
 //! instead of failing: `c_TableAPI.md`, `sysparm_query`).
 //!
-//! Pure functions over status codes, header values and body bytes; facts and sources are in
-//! `notes/crm-servicenow.md`.
+//! Pure functions over status codes, header values and body bytes; sources are listed in the
+//! module's parent (`crm::servicenow`).
 
 use std::time::Duration;
 

@@ -6,7 +6,8 @@
 //!
 //! Freshdesk's v2 reference could only be read through transcriptions; undocumented behaviour
 //! (phone matching, 429 body, search's cost, window type) is a switch with the most likely
-//! default. Facts and sources: `notes/crm-freshdesk.md`.
+//! default. Sources: as listed in `crm::freshdesk` (support article 225439; the v2 reference
+//! through transcriptions only).
 
 mod api;
 mod search;

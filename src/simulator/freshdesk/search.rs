@@ -2,7 +2,7 @@
 //! the whole query in double quotes, at most 512 characters, `field:value` terms joined by `AND`
 //! and `OR` with parentheses, strings in single quotes (no escape is documented, so a quote ends
 //! the string), integers, `true`/`false` and `null` (no value). Sources: transcriptions of the
-//! v2 reference, `notes/crm-freshdesk.md`.
+//! v2 reference (developers.freshdesk.com/api), as listed in `crm::freshdesk`.
 //!
 //! A strict subset: unknown fields, the relational `:>`/`:<` forms and anything unparsable get
 //! the validation error, so a client bug shows. `AND` binds tighter than `OR` (not documented;

@@ -5,7 +5,10 @@
 //! admin API and the [`ServiceNowSim`] handle.
 //!
 //! Behaviour follows ServiceNow's documentation; where it is silent the simulator takes a switch
-//! with the most likely default and says so. Facts and sources: `notes/crm-servicenow.md`.
+//! with the most likely default and says so. Sources: ServiceNow/ServiceNowDocs (`markdown/`
+//! `api-reference/rest-apis/c_TableAPI.md`, `api-reference/rest-api-explorer/`
+//! `inbound-REST-API-rate-limiting.md`, the OAuth pages cited in `auth`), as listed in
+//! `crm::servicenow`.
 
 mod admin;
 mod api;
