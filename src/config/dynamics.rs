@@ -29,7 +29,8 @@ pub struct DynamicsSettings {
     pub entity_sets: Vec<String>,
     /// `entityset.primaryid` for entity sets other than contacts, accounts and leads.
     pub primary_ids: Vec<String>,
-    /// `entityset.column`s returned (`$select`).
+    /// `entityset.column`s returned (`$select`). In this and the lists below, entries of entity
+    /// sets not in `entity_sets` are ignored.
     pub select: Vec<String>,
     /// `entityset.column`s a phone lookup compares with each notation.
     pub phone_columns: Vec<String>,
@@ -96,15 +97,14 @@ impl DynamicsSettings {
             ("external_id_columns", &self.external_id_columns),
         ] {
             for name in list {
-                let known = split_object_field(name).is_some_and(|(set, column)| {
-                    logical(column) && self.entity_sets.iter().any(|e| e == set)
-                });
-                if !known {
+                // Columns of entity sets not in `entity_sets` are ignored (the defaults name
+                // all three).
+                let valid = split_object_field(name)
+                    .is_some_and(|(set, column)| logical(set) && logical(column));
+                if !valid {
                     return Err(invalid(
                         &format!("{S}.{key}"),
-                        format!(
-                            "{name:?}: entityset.column, the entity set one of {S}.entity_sets"
-                        ),
+                        format!("{name:?}: entityset.column, both logical names"),
                     ));
                 }
             }
@@ -135,5 +135,70 @@ impl DynamicsSettings {
             ));
         }
         self.oauth.validate(&format!("{S}.oauth"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::load::tests::load;
+
+    fn error(pairs: &[(&str, &str)]) -> String {
+        let base = [
+            ("ATTRSYNC_CRM__ADAPTER", "dynamics"),
+            (
+                "ATTRSYNC_CRM__DYNAMICS__ORG_URL",
+                "https://contoso.crm.dynamics.com",
+            ),
+            (
+                "ATTRSYNC_CRM__DYNAMICS__TENANT_ID",
+                "72f988bf-86f1-41af-91ab-2d7cd011db47",
+            ),
+            ("ATTRSYNC_CRM__DYNAMICS__OAUTH__CLIENT_ID", "app"),
+            ("ATTRSYNC_CRM__DYNAMICS__OAUTH__CLIENT_SECRET", "s"),
+        ];
+        let mut all: Vec<(&str, &str)> = base.to_vec();
+        all.retain(|(k, _)| !pairs.iter().any(|(p, _)| p == k));
+        all.extend_from_slice(pairs);
+        match load(&all) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn the_dynamics_section_loads_from_the_environment_and_errors_name_the_key() {
+        assert_eq!(
+            error(&[]),
+            "",
+            "the defaults with an environment and a client"
+        );
+        for (pairs, key) in [
+            (
+                vec![("ATTRSYNC_CRM__DYNAMICS__ORG_URL", "contoso")],
+                "crm.dynamics.org_url",
+            ),
+            (
+                vec![("ATTRSYNC_CRM__DYNAMICS__TENANT_ID", "")],
+                "crm.dynamics.tenant_id",
+            ),
+            (
+                vec![(
+                    "ATTRSYNC_CRM__DYNAMICS__ENTITY_SETS",
+                    "contacts,new_customers",
+                )],
+                "crm.dynamics.primary_ids",
+            ),
+            (
+                vec![("ATTRSYNC_CRM__DYNAMICS__PHONE_COLUMNS", "telephone1")],
+                "crm.dynamics.phone_columns",
+            ),
+            (
+                vec![("ATTRSYNC_CRM__DYNAMICS__OAUTH__CLIENT_ID", "")],
+                "crm.dynamics.oauth.client_id",
+            ),
+        ] {
+            let e = error(&pairs);
+            assert!(e.contains(key), "{pairs:?}: {e}");
+        }
     }
 }

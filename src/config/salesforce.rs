@@ -23,6 +23,7 @@ pub struct SalesforceSettings {
     /// The objects searched, in this order (SOSL `RETURNING`, SOQL one query each).
     pub objects: Vec<String>,
     /// `Object.Field`s returned with each record (written as attributes by the merge policy).
+    /// In this and the lists below, entries of objects not in `objects` are ignored.
     pub fields: Vec<String>,
     /// `Object.Field`s a phone lookup grades each record on (SOSL searches every phone field).
     pub phone_fields: Vec<String>,
@@ -101,11 +102,11 @@ impl SalesforceSettings {
                         format!("{name:?} is not Object.Field"),
                     ));
                 };
-                if !api_name(field) || !self.objects.iter().any(|o| o.eq_ignore_ascii_case(object))
-                {
+                // Fields of objects not in `objects` are ignored (the defaults name all three).
+                if !api_name(object) || !api_name(field) {
                     return Err(invalid(
                         &format!("{S}.{key}"),
-                        format!("{name:?}: the object must be one of {S}.objects and the field an API name"),
+                        format!("{name:?}: Object.Field, both API names"),
                     ));
                 }
             }
@@ -135,5 +136,66 @@ impl SalesforceSettings {
             ));
         }
         self.oauth.validate(&format!("{S}.oauth"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::load::tests::load;
+
+    fn error(pairs: &[(&str, &str)]) -> String {
+        let base = [
+            ("ATTRSYNC_CRM__ADAPTER", "salesforce"),
+            (
+                "ATTRSYNC_CRM__SALESFORCE__DOMAIN_URL",
+                "https://acme.my.salesforce.com",
+            ),
+            ("ATTRSYNC_CRM__SALESFORCE__OAUTH__CLIENT_ID", "3MVG9x"),
+            ("ATTRSYNC_CRM__SALESFORCE__OAUTH__CLIENT_SECRET", "s"),
+        ];
+        let mut all: Vec<(&str, &str)> = base.to_vec();
+        all.retain(|(k, _)| !pairs.iter().any(|(p, _)| p == k));
+        all.extend_from_slice(pairs);
+        match load(&all) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn the_salesforce_section_loads_from_the_environment_and_errors_name_the_key() {
+        assert_eq!(error(&[]), "", "the defaults with an org and a client");
+        for (pairs, key) in [
+            (
+                vec![("ATTRSYNC_CRM__SALESFORCE__DOMAIN_URL", "acme")],
+                "crm.salesforce.domain_url",
+            ),
+            (
+                vec![("ATTRSYNC_CRM__SALESFORCE__API_VERSION", "latest")],
+                "crm.salesforce.api_version",
+            ),
+            (
+                vec![("ATTRSYNC_CRM__SALESFORCE__PHONE_FIELDS", "Phone")],
+                "crm.salesforce.phone_fields",
+            ),
+            (
+                vec![(
+                    "ATTRSYNC_CRM__SALESFORCE__EMAIL_FIELDS",
+                    "Contact.Email OR Id",
+                )],
+                "crm.salesforce.email_fields",
+            ),
+            (
+                vec![("ATTRSYNC_CRM__SALESFORCE__MAX_API_USAGE_SHARE", "1.5")],
+                "crm.salesforce.max_api_usage_share",
+            ),
+            (
+                vec![("ATTRSYNC_CRM__SALESFORCE__OAUTH__CLIENT_SECRET", "")],
+                "crm.salesforce.oauth.client_secret",
+            ),
+        ] {
+            let e = error(&pairs);
+            assert!(e.contains(key), "{pairs:?}: {e}");
+        }
     }
 }
