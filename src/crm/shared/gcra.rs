@@ -2,8 +2,8 @@
 //! rate algorithm, the "virtual scheduling" form of ITU-T I.371) over several limits at once, in
 //! whole microseconds of the database's clock. Each limit keeps one number, its theoretical
 //! arrival time (TAT); a call is given the earliest slot every limit allows and each TAT moves
-//! past that slot. `shared::budget` reads and writes the TATs in one locked transaction; all the
-//! deciding is here, where it can be tested without a database.
+//! past that slot. `shared::budget` applies [`reserve`] to a source's row with one `UPDATE` (the
+//! same arithmetic in SQL); it is specified and tested here, without a database.
 
 use std::time::Duration;
 
