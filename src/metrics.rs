@@ -41,6 +41,7 @@ pub const HTTP_REFUSALS: &str = "attrsync_http_refusals_total";
 pub const TLS_RELOADS: &str = "attrsync_tls_reloads_total";
 pub const IP_RANGE_REFRESHES: &str = "attrsync_genesys_ip_range_refreshes_total";
 pub const IP_RANGES: &str = "attrsync_genesys_ip_ranges";
+pub const CRM_RATE_REMAINING: &str = "attrsync_crm_rate_limit_remaining";
 
 /// What kind of series a metric is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -256,6 +257,12 @@ pub const CATALOGUE: &[Metric] = &[
         Kind::Counter,
         "CRM records dropped before the match policy, by source and reason (not_matching: the record's fields do not match the key; below_minimum: graded below crm.min_match_quality)",
         &["source", "reason"],
+    ),
+    metric(
+        CRM_RATE_REMAINING,
+        Kind::Gauge,
+        "Requests a CRM vendor says are left in its rate-limit window, from its answers' headers, by source and window",
+        &["source", "window"],
     ),
 ];
 

@@ -16,6 +16,7 @@ mod network;
 mod oauth;
 mod schema;
 mod validate;
+mod zendesk;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize, Serializer};
@@ -25,6 +26,7 @@ pub use auth::{AuthGroup, AuthMode, AuthSettings, EndpointAuth};
 pub use crm::{ChainMode, MatchPolicy, MatchSettings, SourceSettings};
 pub use network::{contains, parse_cidr, TlsSettings};
 pub use oauth::{AssertionAlgorithm, ClientAuth, OAuthGrant, OAuthSettings};
+pub use zendesk::{ZendeskAuth, ZendeskCrmSettings, ZendeskPhoneForm};
 pub use schema::{
     CacheSettings, CrmAdapterKind, CrmSettings, FileCrmSettings, GenesysSettings, HttpAuthKind,
     HttpCrmSettings, LogFormat, LookupSettings, MergeSettings, PhoneSettings, QueueBackend,

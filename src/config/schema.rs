@@ -178,16 +178,22 @@ impl GenesysSettings {
 pub enum CrmAdapterKind {
     File,
     Http,
+    Zendesk,
 }
 
 impl CrmAdapterKind {
-    pub const ALL: [CrmAdapterKind; 2] = [CrmAdapterKind::File, CrmAdapterKind::Http];
+    pub const ALL: [CrmAdapterKind; 3] = [
+        CrmAdapterKind::File,
+        CrmAdapterKind::Http,
+        CrmAdapterKind::Zendesk,
+    ];
 
     /// The name in configuration, in `[crm.<name>]` and in the `source` metric label.
     pub fn as_str(self) -> &'static str {
         match self {
             CrmAdapterKind::File => "file",
             CrmAdapterKind::Http => "http",
+            CrmAdapterKind::Zendesk => "zendesk",
         }
     }
 }
@@ -207,6 +213,7 @@ pub struct CrmSettings {
     pub max_candidate_ids: usize,
     pub file: FileCrmSettings,
     pub http: HttpCrmSettings,
+    pub zendesk: super::ZendeskCrmSettings,
 }
 
 impl CrmSettings {
@@ -224,6 +231,7 @@ impl CrmSettings {
         match kind {
             CrmAdapterKind::File => &self.file.common,
             CrmAdapterKind::Http => &self.http.common,
+            CrmAdapterKind::Zendesk => &self.zendesk.common,
         }
     }
 

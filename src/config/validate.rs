@@ -158,6 +158,7 @@ impl Settings {
                     }
                 }
                 CrmAdapterKind::Http => self.validate_http_crm()?,
+                CrmAdapterKind::Zendesk => self.crm.zendesk.validate()?,
             }
         }
         if self.crm.match_policy == MatchPolicy::Priority

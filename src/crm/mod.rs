@@ -176,6 +176,10 @@ pub fn adapter(kind: CrmAdapterKind, settings: &Settings) -> anyhow::Result<Arc<
     Ok(match kind {
         CrmAdapterKind::File => Arc::new(file::FileCrm::from_settings(&settings.crm.file, region)?),
         CrmAdapterKind::Http => Arc::new(http::HttpCrm::from_settings(&settings.crm.http, region)?),
+        CrmAdapterKind::Zendesk => Arc::new(zendesk::ZendeskCrm::from_settings(
+            &settings.crm.zendesk,
+            region,
+        )?),
     })
 }
 

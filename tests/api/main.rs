@@ -11,6 +11,7 @@ mod stores;
 mod auth;
 mod bad_input;
 mod crm_sources;
+mod crm_zendesk;
 mod docs;
 mod durability;
 mod edge;

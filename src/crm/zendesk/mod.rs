@@ -5,9 +5,11 @@
 //! Facts and their sources: `notes/crm-zendesk.md` (in the steering notes) and the comments
 //! next to each rule.
 
+pub mod adapter;
 pub mod query;
 pub mod response;
 
+pub use adapter::ZendeskCrm;
 pub use query::{
     email_lookup, external_id_lookup, phone_lookup, quote_value, user_field_lookup, FieldValue,
     Lookup, PhoneForm, QueryError, RoleFilter, SEARCH_PATH, USERS_SEARCH_PATH,
