@@ -11,6 +11,7 @@
 
 mod auth;
 mod crm;
+mod hubspot;
 mod load;
 mod network;
 mod oauth;
@@ -26,6 +27,7 @@ pub use auth::{AuthGroup, AuthMode, AuthSettings, EndpointAuth};
 pub use crm::{ChainMode, MatchPolicy, MatchSettings, SourceSettings};
 pub use network::{contains, parse_cidr, TlsSettings};
 pub use oauth::{AssertionAlgorithm, ClientAuth, OAuthGrant, OAuthSettings};
+pub use hubspot::HubSpotCrmSettings;
 pub use zendesk::{ZendeskAuth, ZendeskCrmSettings, ZendeskPhoneForm};
 pub use schema::{
     CacheSettings, CrmAdapterKind, CrmSettings, FileCrmSettings, GenesysSettings, HttpAuthKind,

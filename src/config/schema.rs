@@ -179,13 +179,15 @@ pub enum CrmAdapterKind {
     File,
     Http,
     Zendesk,
+    Hubspot,
 }
 
 impl CrmAdapterKind {
-    pub const ALL: [CrmAdapterKind; 3] = [
+    pub const ALL: [CrmAdapterKind; 4] = [
         CrmAdapterKind::File,
         CrmAdapterKind::Http,
         CrmAdapterKind::Zendesk,
+        CrmAdapterKind::Hubspot,
     ];
 
     /// The name in configuration, in `[crm.<name>]` and in the `source` metric label.
@@ -194,6 +196,7 @@ impl CrmAdapterKind {
             CrmAdapterKind::File => "file",
             CrmAdapterKind::Http => "http",
             CrmAdapterKind::Zendesk => "zendesk",
+            CrmAdapterKind::Hubspot => "hubspot",
         }
     }
 }
@@ -214,6 +217,7 @@ pub struct CrmSettings {
     pub file: FileCrmSettings,
     pub http: HttpCrmSettings,
     pub zendesk: super::ZendeskCrmSettings,
+    pub hubspot: super::HubSpotCrmSettings,
 }
 
 impl CrmSettings {
@@ -232,6 +236,7 @@ impl CrmSettings {
             CrmAdapterKind::File => &self.file.common,
             CrmAdapterKind::Http => &self.http.common,
             CrmAdapterKind::Zendesk => &self.zendesk.common,
+            CrmAdapterKind::Hubspot => &self.hubspot.common,
         }
     }
 

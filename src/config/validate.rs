@@ -159,6 +159,7 @@ impl Settings {
                 }
                 CrmAdapterKind::Http => self.validate_http_crm()?,
                 CrmAdapterKind::Zendesk => self.crm.zendesk.validate()?,
+                CrmAdapterKind::Hubspot => self.crm.hubspot.validate()?,
             }
         }
         if self.crm.match_policy == MatchPolicy::Priority

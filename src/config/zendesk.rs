@@ -162,3 +162,52 @@ impl ZendeskCrmSettings {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::load::tests::load;
+
+    fn error(pairs: &[(&str, &str)]) -> String {
+        let mut all = vec![("ATTRSYNC_CRM__ADAPTER", "zendesk")];
+        all.extend_from_slice(pairs);
+        match load(&all) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_zendesk_section_loads_with_a_subdomain_an_email_and_a_token() {
+        let ok = [
+            ("ATTRSYNC_CRM__ZENDESK__SUBDOMAIN", "acme"),
+            ("ATTRSYNC_CRM__ZENDESK__EMAIL", "agent@acme.com"),
+            ("ATTRSYNC_CRM__ZENDESK__API_TOKEN", "t0ken"),
+        ];
+        assert_eq!(error(&ok), "");
+        let s = load(&[&[("ATTRSYNC_CRM__ADAPTER", "zendesk")][..], &ok[..]].concat())
+            .expect("loads");
+        assert_eq!(s.crm.zendesk.base_url(), "https://acme.zendesk.com");
+        assert_eq!(s.crm.zendesk.common.rate_limit_per_minute, 200);
+    }
+
+    #[test]
+    fn zendesk_errors_name_the_key_at_fault() {
+        assert!(error(&[]).contains("crm.zendesk.subdomain"));
+        let base = [("ATTRSYNC_CRM__ZENDESK__SUBDOMAIN", "acme")];
+        assert!(error(&base).contains("crm.zendesk.email"));
+        let with_email = [
+            base[0],
+            ("ATTRSYNC_CRM__ZENDESK__EMAIL", "agent@acme.com"),
+        ];
+        assert!(error(&with_email).contains("crm.zendesk.api_token"));
+        let oauth = [base[0], ("ATTRSYNC_CRM__ZENDESK__AUTH", "oauth_token")];
+        assert!(error(&oauth).contains("crm.zendesk.oauth_token"));
+        let bad_field = [
+            with_email[0],
+            with_email[1],
+            ("ATTRSYNC_CRM__ZENDESK__API_TOKEN", "t"),
+            ("ATTRSYNC_CRM__ZENDESK__CUSTOMER_ID", "Account No"),
+        ];
+        assert!(error(&bad_field).contains("crm.zendesk.customer_id"));
+    }
+}

@@ -180,6 +180,10 @@ pub fn adapter(kind: CrmAdapterKind, settings: &Settings) -> anyhow::Result<Arc<
             &settings.crm.zendesk,
             region,
         )?),
+        CrmAdapterKind::Hubspot => Arc::new(hubspot::HubSpotCrm::from_settings(
+            &settings.crm.hubspot,
+            region,
+        )?),
     })
 }
 

@@ -10,6 +10,7 @@ mod stores;
 
 mod auth;
 mod bad_input;
+mod crm_hubspot;
 mod crm_sources;
 mod crm_zendesk;
 mod docs;

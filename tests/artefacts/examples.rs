@@ -18,6 +18,14 @@ const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
         "chained.toml",
         &[("ATTRSYNC_CRM__HTTP__TOKEN", "example-crm-token")],
     ),
+    (
+        "zendesk.toml",
+        &[("ATTRSYNC_CRM__ZENDESK__API_TOKEN", "example-zendesk-token")],
+    ),
+    (
+        "hubspot.toml",
+        &[("ATTRSYNC_CRM__HUBSPOT__ACCESS_TOKEN", "example-hubspot-token")],
+    ),
 ];
 
 /// What every sample needs: Genesys's credentials and a secret for each inbound group.
@@ -40,6 +48,8 @@ const SECRETS: &[&str] = &[
     "whsec_ZXhhbXBsZS1jdGktc2lnbmluZy1zZWNyZXQ=",
     "example-lookup-password",
     "example-crm-token",
+    "example-zendesk-token",
+    "example-hubspot-token",
 ];
 
 /// `attrsync check-config --config <file>` with exactly `env` (nothing from this process).
@@ -65,6 +75,8 @@ fn every_sample_configuration_is_listed_here() {
                 .to_string_lossy()
                 .into_owned()
         })
+        // The setup guides (`<adapter>.md`) sit beside the samples.
+        .filter(|name| name.ends_with(".toml"))
         .collect();
     found.sort();
     let mut listed: Vec<String> = EXAMPLES.iter().map(|(f, _)| (*f).to_owned()).collect();

@@ -3,6 +3,7 @@
 //! nothing carries over from one scenario to the next: cache, connections, rate windows), and
 //! the helpers that read attrsync's configuration and counters.
 
+mod crm_vendors;
 mod event_throughput;
 mod events;
 mod lookup_latency;
@@ -34,10 +35,11 @@ pub enum Scenario {
     Memory,
     TokenPool,
     LookupZeroCall,
+    CrmVendors,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 8] = [
+    pub const ALL: [Scenario; 9] = [
         Scenario::EventThroughput,
         Scenario::RepeatCallers,
         Scenario::LookupLatency,
@@ -46,6 +48,7 @@ impl Scenario {
         Scenario::Memory,
         Scenario::TokenPool,
         Scenario::LookupZeroCall,
+        Scenario::CrmVendors,
     ];
 
     pub fn name(self) -> &'static str {
@@ -58,6 +61,7 @@ impl Scenario {
             Scenario::Memory => "memory",
             Scenario::TokenPool => "token-pool",
             Scenario::LookupZeroCall => "lookup-zero-call",
+            Scenario::CrmVendors => "crm-vendors",
         }
     }
 }
@@ -179,6 +183,7 @@ impl Bench {
             Scenario::Memory => self.memory().await,
             Scenario::TokenPool => self.token_pool().await,
             Scenario::LookupZeroCall => self.lookup_zero_call().await,
+            Scenario::CrmVendors => self.crm_vendors().await,
         };
         let mut result = result.unwrap_or_else(|e| ScenarioResult::failed(name, &e));
         // Other work on the machine shows in every number: keep a trace of it.
