@@ -205,8 +205,11 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let vendors =
-        vendor_simulators(args.zendesk_listen.as_deref(), args.hubspot_listen.as_deref()).await?;
+    let vendors = vendor_simulators(
+        args.zendesk_listen.as_deref(),
+        args.hubspot_listen.as_deref(),
+    )
+    .await?;
     shutdown_signal().await;
     sim.shutdown();
     if let Some(crm) = crm {
@@ -235,7 +238,10 @@ async fn vendor_simulators(
         for user in ZendeskSim::sample_users() {
             sim.seed_user(user);
         }
-        println!("Zendesk simulator on {} (GET /api/v2/search.json?query=...)", sim.base_url());
+        println!(
+            "Zendesk simulator on {} (GET /api/v2/search.json?query=...)",
+            sim.base_url()
+        );
         stops.push(Box::new(move || sim.shutdown()));
     }
     if let Some(addr) = hubspot_listen {
@@ -246,7 +252,10 @@ async fn vendor_simulators(
         for contact in HubSpotSim::sample_contacts() {
             sim.seed_contact(contact);
         }
-        println!("HubSpot simulator on {} (POST /crm/v3/objects/contacts/search)", sim.base_url());
+        println!(
+            "HubSpot simulator on {} (POST /crm/v3/objects/contacts/search)",
+            sim.base_url()
+        );
         stops.push(Box::new(move || sim.shutdown()));
     }
     Ok(stops)

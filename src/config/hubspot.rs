@@ -89,10 +89,7 @@ impl HubSpotCrmSettings {
             ("crm.hubspot.external_contact_id", &self.external_contact_id),
         ] {
             if !value.is_empty() && !property_ok(value) {
-                return Err(invalid(
-                    key,
-                    "\"id\", a contact property name or empty",
-                ));
+                return Err(invalid(key, "\"id\", a contact property name or empty"));
             }
         }
         if !(1..=200).contains(&self.search_limit) {
@@ -133,13 +130,18 @@ mod tests {
     fn hubspot_errors_name_the_key_at_fault() {
         assert!(error(&[]).contains("crm.hubspot.access_token"));
         let token = ("ATTRSYNC_CRM__HUBSPOT__ACCESS_TOKEN", "pat-na1-x");
+        assert!(error(&[
+            token,
+            ("ATTRSYNC_CRM__HUBSPOT__PROPERTIES", "firstname,Last Name")
+        ])
+        .contains("crm.hubspot.properties"));
         assert!(
-            error(&[token, ("ATTRSYNC_CRM__HUBSPOT__PROPERTIES", "firstname,Last Name")])
-                .contains("crm.hubspot.properties")
+            error(&[token, ("ATTRSYNC_CRM__HUBSPOT__SEARCH_LIMIT", "500")])
+                .contains("crm.hubspot.search_limit")
         );
-        assert!(error(&[token, ("ATTRSYNC_CRM__HUBSPOT__SEARCH_LIMIT", "500")])
-            .contains("crm.hubspot.search_limit"));
-        assert!(error(&[token, ("ATTRSYNC_CRM__HUBSPOT__BASE_URL", "ftp://x")])
-            .contains("crm.hubspot.base_url"));
+        assert!(
+            error(&[token, ("ATTRSYNC_CRM__HUBSPOT__BASE_URL", "ftp://x")])
+                .contains("crm.hubspot.base_url")
+        );
     }
 }

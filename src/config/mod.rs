@@ -25,15 +25,15 @@ use serde::{Deserialize, Serialize, Serializer};
 pub use crate::merge::Overwrite;
 pub use auth::{AuthGroup, AuthMode, AuthSettings, EndpointAuth};
 pub use crm::{ChainMode, MatchPolicy, MatchSettings, SourceSettings};
+pub use hubspot::HubSpotCrmSettings;
 pub use network::{contains, parse_cidr, TlsSettings};
 pub use oauth::{AssertionAlgorithm, ClientAuth, OAuthGrant, OAuthSettings};
-pub use hubspot::HubSpotCrmSettings;
-pub use zendesk::{ZendeskAuth, ZendeskCrmSettings, ZendeskPhoneForm};
 pub use schema::{
     CacheSettings, CrmAdapterKind, CrmSettings, FileCrmSettings, GenesysSettings, HttpAuthKind,
     HttpCrmSettings, LogFormat, LookupSettings, MergeSettings, PhoneSettings, QueueBackend,
     QueueSettings, ServerSettings, TelemetrySettings, DEFAULT_CUSTOMER_FILE, SAMPLE_CUSTOMERS,
 };
+pub use zendesk::{ZendeskAuth, ZendeskCrmSettings, ZendeskPhoneForm};
 
 /// A problem with the configuration, naming the key at fault.
 #[derive(Debug, thiserror::Error)]

@@ -140,15 +140,21 @@ impl ZendeskCrmSettings {
             }
         }
         for (name, keys) in [
-            ("crm.zendesk.phone_user_fields", self.phone_user_fields.iter().collect::<Vec<_>>()),
+            (
+                "crm.zendesk.phone_user_fields",
+                self.phone_user_fields.iter().collect::<Vec<_>>(),
+            ),
             ("crm.zendesk.user_fields", self.user_fields.keys().collect()),
         ] {
-            if let Some(key) = keys.into_iter().find(|k| {
-                !field_key(k) || matches!(k.as_str(), "id" | "external_id" | "phone")
-            }) {
+            if let Some(key) = keys
+                .into_iter()
+                .find(|k| !field_key(k) || matches!(k.as_str(), "id" | "external_id" | "phone"))
+            {
                 return Err(invalid(
                     name,
-                    format!("{key:?} is not a custom user field key (lowercase letters, digits, '_')"),
+                    format!(
+                        "{key:?} is not a custom user field key (lowercase letters, digits, '_')"
+                    ),
                 ));
             }
         }
@@ -184,8 +190,8 @@ mod tests {
             ("ATTRSYNC_CRM__ZENDESK__API_TOKEN", "t0ken"),
         ];
         assert_eq!(error(&ok), "");
-        let s = load(&[&[("ATTRSYNC_CRM__ADAPTER", "zendesk")][..], &ok[..]].concat())
-            .expect("loads");
+        let s =
+            load(&[&[("ATTRSYNC_CRM__ADAPTER", "zendesk")][..], &ok[..]].concat()).expect("loads");
         assert_eq!(s.crm.zendesk.base_url(), "https://acme.zendesk.com");
         assert_eq!(s.crm.zendesk.common.rate_limit_per_minute, 200);
     }
@@ -195,10 +201,7 @@ mod tests {
         assert!(error(&[]).contains("crm.zendesk.subdomain"));
         let base = [("ATTRSYNC_CRM__ZENDESK__SUBDOMAIN", "acme")];
         assert!(error(&base).contains("crm.zendesk.email"));
-        let with_email = [
-            base[0],
-            ("ATTRSYNC_CRM__ZENDESK__EMAIL", "agent@acme.com"),
-        ];
+        let with_email = [base[0], ("ATTRSYNC_CRM__ZENDESK__EMAIL", "agent@acme.com")];
         assert!(error(&with_email).contains("crm.zendesk.api_token"));
         let oauth = [base[0], ("ATTRSYNC_CRM__ZENDESK__AUTH", "oauth_token")];
         assert!(error(&oauth).contains("crm.zendesk.oauth_token"));

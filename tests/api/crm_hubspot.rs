@@ -89,7 +89,9 @@ async fn a_caller_is_found_by_phone_in_one_search_over_stored_and_calculated_pro
 async fn email_record_id_and_a_custom_property_each_find_their_contact() {
     let sim = hubspot().await;
     let id = sim
-        .seed_contact(json!({"firstname": "Byron", "email": "byron@example.com", "account_no": "AC-7"}))
+        .seed_contact(
+            json!({"firstname": "Byron", "email": "byron@example.com", "account_no": "AC-7"}),
+        )
         .expect("seeded");
     let app = app_with(&sim, |s| s.crm.hubspot.properties.push("account_no".into())).await;
     for request in [
@@ -103,10 +105,17 @@ async fn email_record_id_and_a_custom_property_each_find_their_contact() {
         assert_eq!(answer["account_no"], "AC-7", "{answer}");
         assert_eq!(answer["recordId"], id.to_string());
     }
-    assert_eq!(sim.traffic().count("get_contact"), 2, "email and id are direct reads");
+    assert_eq!(
+        sim.traffic().count("get_contact"),
+        2,
+        "email and id are direct reads"
+    );
     assert_eq!(sim.traffic().count("search"), 1);
     let answer = lookup(&app, json!({"customerId": "999999"})).await;
-    assert_eq!(answer["reason"], "not_found", "a 404 is not found: {answer}");
+    assert_eq!(
+        answer["reason"], "not_found",
+        "a 404 is not found: {answer}"
+    );
 }
 
 #[tokio::test]
@@ -119,7 +128,10 @@ async fn several_contacts_with_one_number_are_decided_by_each_match_policy() {
     assert!(sim
         .seed_contact(json!({"firstname": "Newer", "mobilephone": "+14155550101"}))
         .is_some());
-    for (policy, first) in [(MatchPolicy::First, "Older"), (MatchPolicy::MostRecent, "Newer")] {
+    for (policy, first) in [
+        (MatchPolicy::First, "Older"),
+        (MatchPolicy::MostRecent, "Newer"),
+    ] {
         let app = app_with(&sim, |s| s.crm.match_policy = policy).await;
         let answer = by_ani(&app, "tel:+14155550101").await;
         assert_eq!(answer["firstname"], first, "{policy:?}: {answer}");
@@ -158,8 +170,15 @@ async fn the_search_limit_is_kept_client_side_so_hubspot_never_answers_429() {
         async move { by_ani(app, &format!("tel:+1415555{:04}", 2000 + i)).await }
     });
     let answers = futures::future::join_all(lookups).await;
-    assert!(answers.iter().all(|a| a["reason"] == "not_found"), "{answers:?}");
-    assert_eq!(sim.stats().search_rate_limited, 0, "no 429 from the search limit");
+    assert!(
+        answers.iter().all(|a| a["reason"] == "not_found"),
+        "{answers:?}"
+    );
+    assert_eq!(
+        sim.stats().search_rate_limited,
+        0,
+        "no 429 from the search limit"
+    );
     assert!(
         started.elapsed() >= Duration::from_secs(2),
         "12 searches at 5 a second take over 2 s: {:?}",
@@ -181,7 +200,10 @@ async fn a_429_storm_is_retried_and_its_policy_name_is_logged_not_the_number() {
     }
     let started = Instant::now();
     assert_eq!(by_ani(&app, "tel:+15135557611").await["found"], "true");
-    assert!(started.elapsed() >= Duration::from_secs(2), "waited a second per 429");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "waited a second per 429"
+    );
     assert_eq!(sim.traffic().count("search"), 3);
     for _ in 0..3 {
         sim.push_fault(Fault::Status { status: 429 });
@@ -195,10 +217,22 @@ async fn a_429_storm_is_retried_and_its_policy_name_is_logged_not_the_number() {
 async fn injection_classics_through_every_key_kind_find_no_one() {
     let sim = hubspot().await;
     assert!(sim
-        .seed_contact(json!({"firstname": "Decoy", "email": "decoy@example.com", "account_no": "*"}))
+        .seed_contact(
+            json!({"firstname": "Decoy", "email": "decoy@example.com", "account_no": "*"})
+        )
         .is_some());
     let app = app_with(&sim, |_| {}).await;
-    let classics = ["'", "\\", "}", "' OR 1=1 --", "--", "%", "*", "\"}]}", "../1"];
+    let classics = [
+        "'",
+        "\\",
+        "}",
+        "' OR 1=1 --",
+        "--",
+        "%",
+        "*",
+        "\"}]}",
+        "../1",
+    ];
     for classic in classics {
         for request in [
             json!({"email": classic}),
@@ -221,16 +255,27 @@ async fn injection_classics_through_every_key_kind_find_no_one() {
             assert_eq!(answer["reason"], "not_found", "{request}: {answer}");
         }
     }
-    assert_eq!(sim.stats().invalid_requests, 0, "every request was well formed");
+    assert_eq!(
+        sim.stats().invalid_requests,
+        0,
+        "every request was well formed"
+    );
     let answer = lookup(&app, json!({"externalContactId": "*"})).await;
-    assert_eq!(answer["firstname"], "Decoy", "`*` is a literal value under EQ: {answer}");
+    assert_eq!(
+        answer["firstname"], "Decoy",
+        "`*` is a literal value under EQ: {answer}"
+    );
 }
 
 #[tokio::test]
 async fn garbage_answers_are_a_clear_error_never_not_found() {
     let sim = hubspot().await;
     let app = app_with(&sim, |s| s.crm.hubspot.common.max_retries = 0).await;
-    for fault in [Fault::Garbage, Fault::WrongShape, Fault::Status { status: 502 }] {
+    for fault in [
+        Fault::Garbage,
+        Fault::WrongShape,
+        Fault::Status { status: 502 },
+    ] {
         sim.push_fault(fault.clone());
         let answer = by_ani(&app, "tel:+15135557611").await;
         assert_eq!(answer["reason"], "crm_error", "{fault:?}: {answer}");
@@ -260,7 +305,10 @@ async fn a_contact_created_during_the_call_is_found_once_search_has_indexed_it()
     assert_eq!(answer["reason"], "not_found", "not indexed yet: {answer}");
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let answer = by_ani(&app, "tel:+14155550177").await;
-    assert_eq!(answer["firstname"], "New", "the short not-found TTL ran out: {answer}");
+    assert_eq!(
+        answer["firstname"], "New",
+        "the short not-found TTL ran out: {answer}"
+    );
 }
 
 #[tokio::test]

@@ -90,14 +90,20 @@ async fn a_caller_is_found_by_phone_whatever_formatting_zendesk_stored() {
 #[tokio::test]
 async fn the_exact_phone_forms_find_only_the_stored_text() {
     let sim = zendesk().await;
-    let app = app_with(&sim, |s| s.crm.zendesk.phone_form = ZendeskPhoneForm::PlusDigits).await;
+    let app = app_with(&sim, |s| {
+        s.crm.zendesk.phone_form = ZendeskPhoneForm::PlusDigits;
+    })
+    .await;
     assert_eq!(by_ani(&app, "tel:+15135557611").await["found"], "true");
     let answer = by_ani(&app, "tel:+13175550126").await;
     assert_eq!(
         answer["found"], "false",
         "stored as (317) 555-0126: {answer}"
     );
-    assert_eq!(sim.queries()[1], "type:user role:end-user phone:+13175550126");
+    assert_eq!(
+        sim.queries()[1],
+        "type:user role:end-user phone:+13175550126"
+    );
 }
 
 #[tokio::test]
@@ -134,7 +140,10 @@ async fn email_user_id_external_id_and_a_custom_field_each_find_their_user() {
 /// Two end users sharing one number, one updated a second later (the simulator stamps
 /// `updated_at` to the second), and an agent with it too.
 async fn household(sim: &ZendeskSim) {
-    for (i, name) in ["Older Household", "Newer Household"].into_iter().enumerate() {
+    for (i, name) in ["Older Household", "Newer Household"]
+        .into_iter()
+        .enumerate()
+    {
         if i > 0 {
             tokio::time::sleep(Duration::from_millis(1100)).await;
         }
@@ -247,7 +256,11 @@ async fn the_default_budget_keeps_lookups_under_the_plans_per_minute_limit() {
     ] {
         by_ani(&app, ani).await;
     }
-    assert!(started.elapsed() >= Duration::from_millis(900), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(sim.stats().rate_limited, 0);
     // The recorder is global to the test process, so other tests' answers set these gauges too:
     // that they exist is what can be asserted here (their parsing is unit-tested).
@@ -278,8 +291,10 @@ const CLASSICS: [&str; 9] = [
 async fn injection_classics_through_every_key_kind_find_no_one() {
     let sim = zendesk().await;
     assert!(sim
-        .seed_user(json!({"name": "Decoy", "email": "decoy@example.com", "phone": "+15135559999",
-                          "external_id": "*", "user_fields": {"account_no": "' OR 1=1 --x"}}))
+        .seed_user(
+            json!({"name": "Decoy", "email": "decoy@example.com", "phone": "+15135559999",
+                          "external_id": "*", "user_fields": {"account_no": "' OR 1=1 --x"}})
+        )
         .is_some());
     let app = app_with(&sim, |s| s.crm.zendesk.customer_id = "account_no".into()).await;
     for classic in CLASSICS {
@@ -307,13 +322,21 @@ async fn injection_classics_through_every_key_kind_find_no_one() {
             assert_eq!(answer["reason"], "not_found", "{request}: {answer}");
         }
     }
-    assert_eq!(sim.stats().invalid_queries, 0, "every query sent was well formed");
+    assert_eq!(
+        sim.stats().invalid_queries,
+        0,
+        "every query sent was well formed"
+    );
     for query in sim.queries() {
         assert!(
             query.starts_with("type:user role:end-user "),
             "the role filter always leads: {query}"
         );
-        assert_eq!(terms(&query), 3, "one term per key, values never split: {query}");
+        assert_eq!(
+            terms(&query),
+            3,
+            "one term per key, values never split: {query}"
+        );
     }
 }
 
@@ -340,7 +363,11 @@ fn terms(query: &str) -> usize {
 async fn garbage_answers_are_a_clear_error_never_not_found() {
     let sim = zendesk().await;
     let app = app_with(&sim, |s| s.crm.zendesk.common.max_retries = 0).await;
-    for fault in [Fault::Garbage, Fault::WrongShape, Fault::Status { status: 500 }] {
+    for fault in [
+        Fault::Garbage,
+        Fault::WrongShape,
+        Fault::Status { status: 500 },
+    ] {
         sim.push_fault(fault.clone());
         let answer = by_ani(&app, "tel:+15135557611").await;
         assert_eq!(answer["found"], "false", "{fault:?}: {answer}");
@@ -368,15 +395,20 @@ async fn an_oauth_access_token_authenticates_and_an_expired_one_is_an_auth_failu
         .build()
         .expect("client")
         .post(format!("{}/oauth/tokens", sim.base_url()))
-        .json(&json!({"grant_type": "client_credentials", "client_id": "attrsync",
-                      "client_secret": "sim-oauth-secret", "scope": "users:read"}))
+        .json(
+            &json!({"grant_type": "client_credentials", "client_id": "attrsync",
+                      "client_secret": "sim-oauth-secret", "scope": "users:read"}),
+        )
         .send()
         .await
         .expect("token")
         .json()
         .await
         .expect("token JSON");
-    let token = issued["access_token"].as_str().expect("access_token").to_owned();
+    let token = issued["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_owned();
     let app = app_with(&sim, |s| {
         s.crm.zendesk.auth = ZendeskAuth::OauthToken;
         s.crm.zendesk.api_token = SecretString::from(String::new());

@@ -24,7 +24,10 @@ const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
     ),
     (
         "hubspot.toml",
-        &[("ATTRSYNC_CRM__HUBSPOT__ACCESS_TOKEN", "example-hubspot-token")],
+        &[(
+            "ATTRSYNC_CRM__HUBSPOT__ACCESS_TOKEN",
+            "example-hubspot-token",
+        )],
     ),
 ];
 

@@ -78,9 +78,18 @@ impl Bench {
                 env(&[
                     ("ATTRSYNC_CRM__ADAPTER", "zendesk".to_owned()),
                     ("ATTRSYNC_CRM__ZENDESK__BASE_URL", zendesk.base_url()),
-                    ("ATTRSYNC_CRM__ZENDESK__EMAIL", "agent@example.com".to_owned()),
-                    ("ATTRSYNC_CRM__ZENDESK__API_TOKEN", "sim-api-token".to_owned()),
-                    ("ATTRSYNC_CRM__ZENDESK__RATE_LIMIT_PER_MINUTE", "0".to_owned()),
+                    (
+                        "ATTRSYNC_CRM__ZENDESK__EMAIL",
+                        "agent@example.com".to_owned(),
+                    ),
+                    (
+                        "ATTRSYNC_CRM__ZENDESK__API_TOKEN",
+                        "sim-api-token".to_owned(),
+                    ),
+                    (
+                        "ATTRSYNC_CRM__ZENDESK__RATE_LIMIT_PER_MINUTE",
+                        "0".to_owned(),
+                    ),
                 ]),
             ),
             (
@@ -93,7 +102,10 @@ impl Bench {
                         "pat-na1-sim-token".to_owned(),
                     ),
                     ("ATTRSYNC_CRM__HUBSPOT__SEARCH_PER_SECOND", "0".to_owned()),
-                    ("ATTRSYNC_CRM__HUBSPOT__RATE_LIMIT_PER_MINUTE", "0".to_owned()),
+                    (
+                        "ATTRSYNC_CRM__HUBSPOT__RATE_LIMIT_PER_MINUTE",
+                        "0".to_owned(),
+                    ),
                 ]),
             ),
         ];
@@ -125,13 +137,18 @@ impl Bench {
             let Some(e2e) = Latency::of(&report.http) else {
                 anyhow::bail!("{adapter}: no lookups completed");
             };
-            r.more_latencies
-                .insert(format!("{adapter} added (e2e - 20 ms)"), minus(&e2e, CRM_LATENCY));
+            r.more_latencies.insert(
+                format!("{adapter} added (e2e - 20 ms)"),
+                minus(&e2e, CRM_LATENCY),
+            );
             r.more_latencies.insert(format!("{adapter} e2e"), e2e);
             let ratio = made as f64 / callers as f64;
             per_caller.insert(adapter.to_owned(), json!(ratio));
             r.detail(&format!("{adapter}_found"), report.found);
-            r.detail(&format!("{adapter}_lookups_per_second"), callers as f64 / report.elapsed.as_secs_f64().max(1e-9));
+            r.detail(
+                &format!("{adapter}_lookups_per_second"),
+                callers as f64 / report.elapsed.as_secs_f64().max(1e-9),
+            );
         }
         zendesk.shutdown();
         hubspot.shutdown();
@@ -143,7 +160,8 @@ impl Bench {
         r.detail("callers", callers);
         r.detail("concurrency", CONCURRENCY as u64);
         r.latency_kind =
-            "added = end-to-end /v1/lookup minus the CRM's 20 ms, cache miss, per adapter".to_owned();
+            "added = end-to-end /v1/lookup minus the CRM's 20 ms, cache miss, per adapter"
+                .to_owned();
         Ok(r)
     }
 }

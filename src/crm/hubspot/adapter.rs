@@ -266,10 +266,7 @@ impl HubSpotCrm {
             }
             Request::Get(_) => "read",
         };
-        let response = self
-            .upstream
-            .send(operation, self.request(request))
-            .await?;
+        let response = self.upstream.send(operation, self.request(request)).await?;
         let status = response.status().as_u16();
         export_rate_limits(response.headers());
         let retry_after = response
@@ -373,8 +370,7 @@ impl CrmAdapter for HubSpotCrm {
                 .upstream
                 .call("lookup", || self.fetch(&probe.request))
                 .await?;
-            for mut candidate in
-                grade_records(SOURCE, key, records, &probe.graded_on, self.region)
+            for mut candidate in grade_records(SOURCE, key, records, &probe.graded_on, self.region)
             {
                 if !found.iter().any(|c| c.same_record(&candidate)) {
                     if !self.keep.is_empty() {

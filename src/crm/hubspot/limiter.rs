@@ -75,7 +75,10 @@ mod tests {
         }
         for (i, t) in times.iter().enumerate() {
             let in_window = times[i..].iter().filter(|u| **u < *t + WINDOW).count();
-            assert!(in_window <= 5, "{in_window} searches within a second of {t:?}");
+            assert!(
+                in_window <= 5,
+                "{in_window} searches within a second of {t:?}"
+            );
         }
         assert!(times[11] >= Duration::from_secs(2), "{times:?}");
     }

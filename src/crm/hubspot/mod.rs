@@ -16,8 +16,8 @@ pub mod response;
 pub use adapter::HubSpotCrm;
 pub use request::{
     contact_by_email, contact_by_id, email_search, id_search, national_significant_number,
-    phone_search, property_search, FilterLimits, GetRequest, PhoneProperties, RequestError, SearchRequest,
-    CONTACTS_PATH, MAX_BODY_CHARS, MAX_LIMIT, SEARCH_PATH,
+    phone_search, property_search, FilterLimits, GetRequest, PhoneProperties, RequestError,
+    SearchRequest, CONTACTS_PATH, MAX_BODY_CHARS, MAX_LIMIT, SEARCH_PATH,
 };
 pub use response::{
     parse_contact, parse_error, parse_search, ErrorKind, HubSpotError, SearchPage, ShapeError,

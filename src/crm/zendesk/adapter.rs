@@ -154,9 +154,7 @@ impl ZendeskCrm {
                 let (digits, form) = match self.phone_form {
                     ZendeskPhoneForm::AnyFormat => (national.as_str(), PhoneForm::AnyFormat),
                     ZendeskPhoneForm::Digits => (international.as_str(), PhoneForm::Digits),
-                    ZendeskPhoneForm::PlusDigits => {
-                        (international.as_str(), PhoneForm::PlusDigits)
-                    }
+                    ZendeskPhoneForm::PlusDigits => (international.as_str(), PhoneForm::PlusDigits),
                 };
                 let mut graded_on = vec!["phone".to_owned()];
                 graded_on.extend(
@@ -387,8 +385,7 @@ impl CrmAdapter for ZendeskCrm {
                 .upstream
                 .call("lookup", || self.fetch(&probe.request, &url))
                 .await?;
-            for mut candidate in
-                grade_records(SOURCE, key, records, &probe.graded_on, self.region)
+            for mut candidate in grade_records(SOURCE, key, records, &probe.graded_on, self.region)
             {
                 if !found.iter().any(|c| c.same_record(&candidate)) {
                     candidate.fields = self.shape(std::mem::take(&mut candidate.fields));

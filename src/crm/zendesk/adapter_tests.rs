@@ -69,12 +69,17 @@ fn id_keys_map_to_show_user_external_id_or_a_custom_field() {
         queries(&a, &CustomerKey::ExternalContactId("AC 1001".into())),
         ["https://acme.zendesk.com/api/v2/search.json?query=type%3Auser+role%3Aend-user+account_no%3A%22AC+1001%22"]
     );
-    assert!(a.probes(&CustomerKey::ExternalContactId("x\" role:admin".into())).is_err());
+    assert!(a
+        .probes(&CustomerKey::ExternalContactId("x\" role:admin".into()))
+        .is_err());
     let b = settings(|s| {
         s.customer_id = String::new();
         s.external_contact_id = "external_id".into();
     });
-    assert_eq!(b.key_kinds(), [KeyKind::ExternalContactId, KeyKind::Phone, KeyKind::Email]);
+    assert_eq!(
+        b.key_kinds(),
+        [KeyKind::ExternalContactId, KeyKind::Phone, KeyKind::Email]
+    );
 }
 
 #[test]
@@ -86,5 +91,8 @@ fn fields_are_picked_and_custom_fields_lifted_to_their_own_names() {
     let user = json!({"id": 1, "name": "Ada", "phone": "+15135557611",
                       "user_fields": {"tier": "gold", "secret": "x"}});
     let shaped = a.shape(user.as_object().cloned().expect("object"));
-    assert_eq!(Value::Object(shaped), json!({"name": "Ada", "segment": "gold"}));
+    assert_eq!(
+        Value::Object(shaped),
+        json!({"name": "Ada", "segment": "gold"})
+    );
 }
