@@ -2,9 +2,9 @@
 //! through one search over the stored and calculated phone properties, by email and record id
 //! through direct reads and by a custom property; several contacts under each match policy;
 //! another country's number with the same national digits dropped; the search endpoint's
-//! per-second limit kept client-side; 429 storms with their policyName; the daily limit; the
-//! injection classics through every key kind; garbage answers; a refused token; the short
-//! not-found TTL that lets a contact created during the call be found; and a chain behind the
+//! per-second limit kept client-side; 429 storms; the daily limit as a quota; the injection
+//! classics through every key kind; garbage answers; a refused token; the short not-found TTL
+//! that lets a contact created during the call be found; and a chain behind the
 //! customer file.
 
 use std::time::{Duration, Instant};
@@ -211,6 +211,35 @@ async fn a_429_storm_is_retried_and_its_policy_name_is_logged_not_the_number() {
     let answer = by_ani(&app, "tel:+13175550126").await;
     assert_eq!(answer["reason"], "crm_error", "{answer}");
     assert_eq!(sim.traffic().count("search"), 6);
+}
+
+#[tokio::test]
+async fn the_spent_daily_allowance_opens_the_circuit_instead_of_retrying() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let sim = HubSpotSim::start(
+        HubSpotSimConfig {
+            daily_limit: 1,
+            ..HubSpotSimConfig::default()
+        },
+        listener,
+    )
+    .await
+    .expect("start the HubSpot simulator");
+    for contact in HubSpotSim::sample_contacts() {
+        assert!(sim.seed_contact(contact).is_some());
+    }
+    let app = app_with(&sim, |s| s.crm.hubspot.common.max_retries = 3).await;
+    let first = lookup(&app, json!({"email": "ada@example.com"})).await;
+    assert_eq!(first["firstname"], "Ada", "{first}");
+    let spent = lookup(&app, json!({"email": "alan@example.co.uk"})).await;
+    assert_eq!(spent["reason"], "crm_error", "{spent}");
+    assert_eq!(sim.stats().general_rate_limited, 1, "DAILY is not retried");
+    let later = lookup(&app, json!({"email": "grace.hopper@example.com"})).await;
+    assert_eq!(
+        later["reason"], "circuit_open",
+        "the circuit waits for the reset: {later}"
+    );
+    assert_eq!(sim.traffic().count("get_contact"), 2);
 }
 
 #[tokio::test]
