@@ -279,14 +279,28 @@ impl HubSpotCrm {
         })?;
         if (200..300).contains(&status) {
             let parsed = match request {
-                Request::Search(_) => parse_search(&body).map(|page| page.records),
+                Request::Search(_) => parse_search(&body).map(|page| {
+                    if page.next_after.is_some() {
+                        // Paging is not followed: a caller's number matching more contacts
+                        // than one page holds is ambiguous anyway.
+                        tracing::debug!(
+                            source = SOURCE,
+                            total = page.total,
+                            returned = page.records.len(),
+                            "more HubSpot contacts matched than crm.hubspot.search_limit"
+                        );
+                    }
+                    page.records
+                }),
                 Request::Get(_) => parse_contact(&body).map(|record| vec![record]),
             };
             return parsed.map_err(|e| CrmError::InvalidResponse(e.to_string()));
         }
         let error = parse_error(status, retry_after.as_deref(), &body);
         Err(match error.kind {
-            ErrorKind::NotFound => return Ok(Vec::new()),
+            // A read's 404 (OBJECT_NOT_FOUND) is "no such contact"; the search endpoint's is a
+            // wrong base URL.
+            ErrorKind::NotFound if matches!(request, Request::Get(_)) => return Ok(Vec::new()),
             ErrorKind::RateLimited => {
                 // policyName (SECONDLY, TEN_SECONDLY_ROLLING, DAILY) says which limit it was;
                 // the message is HubSpot's fixed text and holds no key.
@@ -317,10 +331,12 @@ impl HubSpotCrm {
                 "HubSpot answered 403 ({}): the app needs the crm.objects.contacts.read scope",
                 error.category.as_deref().unwrap_or("forbidden")
             )),
-            ErrorKind::Invalid | ErrorKind::Server | ErrorKind::Other => CrmError::Status {
-                status,
-                retry_after: error.retry_after,
-            },
+            ErrorKind::NotFound | ErrorKind::Invalid | ErrorKind::Server | ErrorKind::Other => {
+                CrmError::Status {
+                    status,
+                    retry_after: error.retry_after,
+                }
+            }
         })
     }
 }

@@ -254,7 +254,8 @@ impl ZendeskCrm {
         }
         let error = parse_error(status, retry_after.as_deref(), &body);
         Err(match error.kind {
-            ErrorKind::NotFound => return Ok(Vec::new()),
+            // Show User's 404 is "no such user"; a search endpoint's is a wrong base URL.
+            ErrorKind::NotFound if matches!(request, Request::ShowUser(_)) => return Ok(Vec::new()),
             ErrorKind::RateLimited => {
                 // The 429's text ("Number of allowed API requests per minute exceeded") holds
                 // no key or value, so it goes in the log line.
@@ -282,7 +283,10 @@ impl ZendeskCrm {
                 status: 503,
                 retry_after: error.retry_after,
             },
-            ErrorKind::InvalidQuery | ErrorKind::Server | ErrorKind::Other => CrmError::Status {
+            ErrorKind::NotFound
+            | ErrorKind::InvalidQuery
+            | ErrorKind::Server
+            | ErrorKind::Other => CrmError::Status {
                 status,
                 retry_after: error.retry_after,
             },
