@@ -252,19 +252,21 @@ impl HubSpotCrm {
 
     /// One attempt: the contacts it answered (none for a 404), or the error it means.
     async fn fetch(&self, request: &Request) -> Result<Vec<VendorRecord>, CrmError> {
-        let operation = match request {
+        let (operation, permit) = match request {
             Request::Search(_) => {
-                let waited = self.limiter.acquire().await;
-                if !waited.is_zero() {
+                let asked = tokio::time::Instant::now();
+                let permit = self.limiter.acquire().await;
+                let waited = asked.elapsed();
+                if waited >= Duration::from_millis(1) {
                     tracing::debug!(
                         source = SOURCE,
                         wait_ms = waited.as_millis() as u64,
                         "waited for HubSpot's search limit"
                     );
                 }
-                "search"
+                ("search", Some(permit))
             }
-            Request::Get(_) => "read",
+            Request::Get(_) => ("read", None),
         };
         let response = self.upstream.send(operation, self.request(request)).await?;
         let status = response.status().as_u16();
@@ -276,7 +278,10 @@ impl HubSpotCrm {
             .map(str::to_owned);
         let body = response.bytes().await.map_err(|e| {
             CrmError::InvalidResponse(format!("HubSpot body unreadable: {}", e.without_url()))
-        })?;
+        });
+        // The search's slot counts from its answer (see `limiter`).
+        drop(permit);
+        let body = body?;
         if (200..300).contains(&status) {
             let parsed = match request {
                 Request::Search(_) => parse_search(&body).map(|page| {
