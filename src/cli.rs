@@ -1,4 +1,5 @@
-//! The command line (clap): `serve`, `check-config`, `demo`, `simulate-genesys`.
+//! The command line (clap): `serve`, `check-config`, `demo`, `simulate-genesys` (with the CRM
+//! and vendor CRM simulators beside it on request).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,6 +54,14 @@ pub struct SimulateArgs {
     /// Also serve the CRM simulator (with sample customers) on this address.
     #[arg(long, value_name = "ADDR")]
     pub crm_listen: Option<String>,
+    /// Also serve the Zendesk simulator (sample users; API token `sim-api-token` for
+    /// `agent@example.com`) on this address, e.g. 127.0.0.1:9093.
+    #[arg(long, value_name = "ADDR")]
+    pub zendesk_listen: Option<String>,
+    /// Also serve the HubSpot simulator (sample contacts; token `pat-na1-sim-token`) on this
+    /// address, e.g. 127.0.0.1:9094.
+    #[arg(long, value_name = "ADDR")]
+    pub hubspot_listen: Option<String>,
     /// OAuth client id the token endpoint accepts.
     #[arg(long, default_value = "attrsync-sim", env = "SIM_CLIENT_ID")]
     pub client_id: String,
@@ -199,10 +208,58 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let vendors = vendor_simulators(
+        args.zendesk_listen.as_deref(),
+        args.hubspot_listen.as_deref(),
+    )
+    .await?;
     shutdown_signal().await;
     sim.shutdown();
     if let Some(crm) = crm {
         crm.shutdown();
     }
+    for stop in vendors {
+        stop();
+    }
     Ok(())
+}
+
+/// The vendor CRM simulators asked for (`--zendesk-listen`, `--hubspot-listen`), seeded with
+/// their samples; returns how to stop each.
+async fn vendor_simulators(
+    zendesk_listen: Option<&str>,
+    hubspot_listen: Option<&str>,
+) -> anyhow::Result<Vec<Box<dyn FnOnce()>>> {
+    use crate::simulator::{HubSpotSim, HubSpotSimConfig, ZendeskSim, ZendeskSimConfig};
+    use anyhow::Context as _;
+    let mut stops: Vec<Box<dyn FnOnce()>> = Vec::new();
+    if let Some(addr) = zendesk_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding --zendesk-listen {addr}"))?;
+        let sim = ZendeskSim::start(ZendeskSimConfig::default(), listener).await?;
+        for user in ZendeskSim::sample_users() {
+            sim.seed_user(user);
+        }
+        println!(
+            "Zendesk simulator on {} (GET /api/v2/search.json?query=...)",
+            sim.base_url()
+        );
+        stops.push(Box::new(move || sim.shutdown()));
+    }
+    if let Some(addr) = hubspot_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding --hubspot-listen {addr}"))?;
+        let sim = HubSpotSim::start(HubSpotSimConfig::default(), listener).await?;
+        for contact in HubSpotSim::sample_contacts() {
+            sim.seed_contact(contact);
+        }
+        println!(
+            "HubSpot simulator on {} (POST /crm/v3/objects/contacts/search)",
+            sim.base_url()
+        );
+        stops.push(Box::new(move || sim.shutdown()));
+    }
+    Ok(stops)
 }

@@ -45,6 +45,7 @@ pub const TLS_RELOADS: &str = "attrsync_tls_reloads_total";
 pub const IP_RANGE_REFRESHES: &str = "attrsync_genesys_ip_range_refreshes_total";
 pub const IP_RANGES: &str = "attrsync_genesys_ip_ranges";
 pub const ATTRIBUTES_DROPPED: &str = "attrsync_attributes_dropped_total";
+pub const CRM_RATE_REMAINING: &str = "attrsync_crm_rate_limit_remaining";
 
 /// What kind of series a metric is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -284,6 +285,12 @@ pub const CATALOGUE: &[Metric] = &[
         Kind::Counter,
         "Attributes left out of a participant's write by the attribute budget (merge.max_attributes, merge.max_patch_bytes)",
         &[],
+    ),
+    metric(
+        CRM_RATE_REMAINING,
+        Kind::Gauge,
+        "Requests a CRM vendor says are left in its rate-limit window, from its answers' headers, by source and window",
+        &["source", "window"],
     ),
 ];
 

@@ -78,6 +78,41 @@ async fn a_full_run(app: &TestApp) {
     assert_eq!(app.customer_patches(&ada).len(), 1, "the run did its work");
 }
 
+/// A Zendesk and a HubSpot lookup that each meet a 429 first: the log line names the limit
+/// (HubSpot's `policyName`, Zendesk's text), never the number searched or the token.
+async fn vendor_rate_limits() {
+    use attrsync::config::CrmAdapterKind;
+    use attrsync::simulator::{hubspot, zendesk, HubSpotSim, ZendeskSim};
+    let bind = || tokio::net::TcpListener::bind("127.0.0.1:0");
+    let zd = ZendeskSim::start(Default::default(), bind().await.expect("bind"))
+        .await
+        .expect("Zendesk simulator");
+    let hs = HubSpotSim::start(Default::default(), bind().await.expect("bind"))
+        .await
+        .expect("HubSpot simulator");
+    zd.seed_user(json!({"name": "Ada Lovelace", "phone": "+1 513 555 7611"}));
+    hs.seed_contact(json!({"firstname": "Ada", "lastname": "Lovelace", "phone": "+15135557611"}));
+    zd.push_fault(zendesk::Fault::Status { status: 429 });
+    hs.push_fault(hubspot::Fault::Status { status: 429 });
+    let app = spawn_app_with(|s, _| {
+        s.crm.sources = vec![CrmAdapterKind::Zendesk, CrmAdapterKind::Hubspot];
+        s.crm.chain_mode = attrsync::config::ChainMode::Merge;
+        s.crm.zendesk.base_url = zd.base_url();
+        s.crm.zendesk.email = "agent@example.com".into();
+        s.crm.zendesk.api_token = "sim-api-token".to_owned().into();
+        s.crm.hubspot.base_url = hs.base_url();
+        s.crm.hubspot.access_token = "pat-na1-sim-token".to_owned().into();
+    })
+    .await;
+    let answer = app
+        .post_lookup(&json!({"ani": "tel:+15135557611"}))
+        .await
+        .text()
+        .await
+        .expect("answer");
+    assert!(answer.contains("\"found\":\"true\""), "{answer}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_logs_of_a_full_run_contain_no_secret_and_no_personal_data() {
     let capture = Capture::default();
@@ -108,6 +143,7 @@ async fn the_logs_of_a_full_run_contain_no_secret_and_no_personal_data() {
         "phone": "+442079460018"
     }));
     a_full_run(&app).await;
+    vendor_rate_limits().await;
 
     let logs = String::from_utf8_lossy(
         &capture
@@ -128,6 +164,16 @@ async fn the_logs_of_a_full_run_contain_no_secret_and_no_personal_data() {
         logs.contains("\"client_addr\":\"127.0.0.1\""),
         "request spans carry the client address"
     );
+    assert!(
+        logs.contains("\"policy_name\":\"SECONDLY\"")
+            && logs.contains("HubSpot rate limit reached"),
+        "a HubSpot 429 is logged with its policyName"
+    );
+    assert!(
+        logs.contains("Zendesk rate limit reached")
+            && logs.contains("Number of allowed API requests per minute exceeded"),
+        "a Zendesk 429 is logged with its text"
+    );
     let auth = &app.state.settings.auth;
     let mut forbidden: Vec<String> = vec![
         "sim-secret".into(),
@@ -140,6 +186,9 @@ async fn the_logs_of_a_full_run_contain_no_secret_and_no_personal_data() {
         "alan.turing@example.org".into(),
         "Lovelace".into(),
         "Turing".into(),
+        "5135557611".into(),
+        "sim-api-token".into(),
+        "pat-na1-sim-token".into(),
     ];
     for group in [&auth.genesys, &auth.cti, &auth.lookup, &auth.ops] {
         forbidden.extend(

@@ -14,6 +14,7 @@ mod auth;
 mod crm;
 mod dynamics;
 mod freshdesk;
+mod hubspot;
 mod load;
 mod network;
 mod oauth;
@@ -22,6 +23,7 @@ mod schema;
 mod servicenow;
 pub mod sql;
 mod validate;
+mod zendesk;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize, Serializer};
@@ -34,6 +36,7 @@ pub use crm::{
 };
 pub use dynamics::DynamicsSettings;
 pub use freshdesk::{FreshdeskLookup, FreshdeskSettings};
+pub use hubspot::HubSpotCrmSettings;
 pub use network::{contains, parse_cidr, TlsSettings};
 pub use oauth::{AssertionAlgorithm, ClientAuth, OAuthGrant, OAuthSettings};
 pub use salesforce::{split_object_field, SalesforceSettings};
@@ -45,6 +48,7 @@ pub use schema::{
 };
 pub use servicenow::{LocalNotation, ServiceNowAuth, ServiceNowSettings, StoredNotation};
 pub use sql::{SqlBackend, SqlCrmSettings};
+pub use zendesk::{ZendeskAuth, ZendeskCrmSettings, ZendeskPhoneForm};
 
 /// A problem with the configuration, naming the key at fault.
 #[derive(Debug, thiserror::Error)]

@@ -192,10 +192,12 @@ pub enum CrmAdapterKind {
     #[serde(rename = "servicenow")]
     ServiceNow,
     Freshdesk,
+    Zendesk,
+    Hubspot,
 }
 
 impl CrmAdapterKind {
-    pub const ALL: [CrmAdapterKind; 7] = [
+    pub const ALL: [CrmAdapterKind; 9] = [
         CrmAdapterKind::File,
         CrmAdapterKind::Http,
         CrmAdapterKind::Sql,
@@ -203,6 +205,8 @@ impl CrmAdapterKind {
         CrmAdapterKind::Dynamics,
         CrmAdapterKind::ServiceNow,
         CrmAdapterKind::Freshdesk,
+        CrmAdapterKind::Zendesk,
+        CrmAdapterKind::Hubspot,
     ];
 
     /// The name in configuration, in `[crm.<name>]` and in the `source` metric label.
@@ -215,6 +219,8 @@ impl CrmAdapterKind {
             CrmAdapterKind::Dynamics => "dynamics",
             CrmAdapterKind::ServiceNow => "servicenow",
             CrmAdapterKind::Freshdesk => "freshdesk",
+            CrmAdapterKind::Zendesk => "zendesk",
+            CrmAdapterKind::Hubspot => "hubspot",
         }
     }
 }
@@ -241,6 +247,8 @@ pub struct CrmSettings {
     pub shared: SharedCrmSettings,
     pub servicenow: ServiceNowSettings,
     pub freshdesk: FreshdeskSettings,
+    pub zendesk: super::ZendeskCrmSettings,
+    pub hubspot: super::HubSpotCrmSettings,
 }
 
 impl CrmSettings {
@@ -263,6 +271,8 @@ impl CrmSettings {
             CrmAdapterKind::Dynamics => &self.dynamics.common,
             CrmAdapterKind::ServiceNow => &self.servicenow.common,
             CrmAdapterKind::Freshdesk => &self.freshdesk.common,
+            CrmAdapterKind::Zendesk => &self.zendesk.common,
+            CrmAdapterKind::Hubspot => &self.hubspot.common,
         }
     }
 

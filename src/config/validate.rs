@@ -173,6 +173,8 @@ impl Settings {
                 CrmAdapterKind::Dynamics => self.crm.dynamics.validate()?,
                 CrmAdapterKind::ServiceNow => self.crm.servicenow.validate()?,
                 CrmAdapterKind::Freshdesk => self.crm.freshdesk.validate()?,
+                CrmAdapterKind::Zendesk => self.crm.zendesk.validate()?,
+                CrmAdapterKind::Hubspot => self.crm.hubspot.validate()?,
             }
         }
         if self.crm.match_policy == MatchPolicy::Priority

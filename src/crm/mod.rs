@@ -222,6 +222,14 @@ pub fn adapter(
             freshdesk::FreshdeskCrm::from_settings(&settings.crm.freshdesk, region)?
                 .with_budget(budget(kind.as_str())),
         ),
+        CrmAdapterKind::Zendesk => Arc::new(
+            zendesk::ZendeskCrm::from_settings(&settings.crm.zendesk, region)?
+                .with_budget(budget(kind.as_str())),
+        ),
+        CrmAdapterKind::Hubspot => Arc::new(
+            hubspot::HubSpotCrm::from_settings(&settings.crm.hubspot, region)?
+                .with_budget(budget(kind.as_str())),
+        ),
     })
 }
 

@@ -42,6 +42,17 @@ const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
         &[(
             "ATTRSYNC_CRM__SERVICENOW__PASSWORD",
             "example-servicenow-password",
+)],
+    ),
+    (
+        "zendesk.toml",
+        &[("ATTRSYNC_CRM__ZENDESK__API_TOKEN", "example-zendesk-token")],
+    ),
+    (
+        "hubspot.toml",
+        &[(
+            "ATTRSYNC_CRM__HUBSPOT__ACCESS_TOKEN",
+            "example-hubspot-token",
         )],
     ),
 ];
@@ -70,6 +81,8 @@ const SECRETS: &[&str] = &[
     "example-dynamics-secret",
     "example-servicenow-password",
     "example-freshdesk-key",
+    "example-zendesk-token",
+    "example-hubspot-token",
 ];
 
 /// `attrsync check-config --config <file>` with exactly `env` (nothing from this process).

@@ -5,6 +5,7 @@
 
 mod crm_servicenow_freshdesk;
 mod crm_sql;
+mod crm_zendesk_hubspot;
 mod crm_vendors;
 mod event_throughput;
 mod events;
@@ -40,10 +41,11 @@ pub enum Scenario {
     CrmSql,
     CrmVendors,
     CrmServicenowFreshdesk,
+    CrmZendeskHubspot,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 11] = [
+    pub const ALL: [Scenario; 12] = [
         Scenario::EventThroughput,
         Scenario::RepeatCallers,
         Scenario::LookupLatency,
@@ -55,6 +57,7 @@ impl Scenario {
         Scenario::CrmSql,
         Scenario::CrmVendors,
         Scenario::CrmServicenowFreshdesk,
+        Scenario::CrmZendeskHubspot,
     ];
 
     pub fn name(self) -> &'static str {
@@ -70,6 +73,7 @@ impl Scenario {
             Scenario::CrmSql => "crm-sql",
             Scenario::CrmVendors => "crm-vendors",
             Scenario::CrmServicenowFreshdesk => "crm-servicenow-freshdesk",
+            Scenario::CrmZendeskHubspot => "crm-zendesk-hubspot",
         }
     }
 }
@@ -197,6 +201,7 @@ impl Bench {
             Scenario::CrmSql => self.crm_sql().await,
             Scenario::CrmVendors => self.crm_vendors().await,
             Scenario::CrmServicenowFreshdesk => self.crm_servicenow_freshdesk().await,
+            Scenario::CrmZendeskHubspot => self.crm_zendesk_hubspot().await,
         };
         let mut result = result.unwrap_or_else(|e| ScenarioResult::failed(name, &e));
         // Other work on the machine shows in every number: keep a trace of it.

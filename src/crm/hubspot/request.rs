@@ -189,6 +189,19 @@ pub fn contact_by_email(email: &str, returned: &[String]) -> Result<GetRequest, 
     })
 }
 
+/// A search by any other property (`EQ`, one group): a customer number kept in a custom
+/// property, say. The value stays a JSON string, so it cannot become an operator or a filter.
+pub fn property_search(
+    property: &str,
+    value: &str,
+    returned: &[String],
+    limit: u32,
+) -> Result<SearchRequest, RequestError> {
+    let property = property_name(property)?;
+    let value = checked("id", value)?;
+    body(vec![group(vec![eq(property, value)])], returned, limit)
+}
+
 /// Everything but RFC 3986 unreserved characters, `@` and sub-delims that are harmless in a
 /// segment is encoded; `/`, `?`, `#`, `%` and space always are.
 const PATH_SEGMENT: &AsciiSet = &CONTROLS

@@ -87,8 +87,8 @@ pub enum RoleFilter {
     AnyRole,
 }
 
-/// How a phone number is written into `phone:` (see the notes in `notes/crm-zendesk.md` §3:
-/// Zendesk's own pages disagree about the exact form).
+/// How a phone number is written into `phone:` (Zendesk's own pages disagree about the exact
+/// form: the Talk partner guide and the search reference, cited on each variant).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PhoneForm {
     /// `phone:*{digits}`: "add a leading * (asterisk) to the number" to match any formatting

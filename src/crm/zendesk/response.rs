@@ -7,7 +7,8 @@
 //! (api-reference/ticketing/users/users/). Error bodies are `{"error","description"}` for search,
 //! `{"error":"Couldn't authenticate you"}` for a bad API token, the OAuth form
 //! `{"error":"invalid_token","error_description"}` for a bad bearer token, and plain text for a
-//! 429 (sources in notes/crm-zendesk.md).
+//! 429 (developer.zendesk.com/api-reference/introduction/rate-limits; the OAuth error shape is
+//! RFC 6750's).
 
 use std::time::Duration;
 

@@ -101,7 +101,7 @@ impl IntoResponse for Reject {
             )
         };
         match self {
-            // Observed bodies (HubSpot SDK issues; notes/crm-hubspot.md §1).
+            // Observed bodies (HubSpot SDK issues, e.g. HubSpot/hubspot-api-nodejs).
             Reject::InvalidAuthentication => standard(
                 StatusCode::UNAUTHORIZED,
                 "INVALID_AUTHENTICATION",

@@ -6,7 +6,8 @@
 //! search index lag, faults, a `/sim/...` admin API and the [`HubSpotSim`] handle.
 //!
 //! Gate order: count, latency, outage/scripted fault, authenticate, scope, rate limit, handle.
-//! Every answer carries `x-hubspot-correlation-id`. Facts and sources: `notes/crm-hubspot.md`;
+//! Every answer carries `x-hubspot-correlation-id`. Facts and sources: the CRM search guide
+//! (developers.hubspot.com/docs/api-reference/latest/crm/search-the-crm) and usage details;
 //! the search body is in [`filter`].
 
 pub mod filter;

@@ -7,7 +7,8 @@
 //! Every API request goes through one gate, in this order: count it, add latency, answer an
 //! outage or a scripted fault, authenticate, apply the rate limits, then handle it; answers that
 //! got past authentication carry the rate-limit headers. Facts and sources:
-//! `notes/crm-zendesk.md`; the query language is in [`search`].
+//! developer.zendesk.com/api-reference/ (search, users, rate limits, OAuth tokens); the query
+//! language is in [`search`].
 
 pub mod search;
 
