@@ -159,6 +159,15 @@ pub async fn explain_keys(
         ..request
     }
     .validate(state.settings.phone.default_region)?;
+    // A lookup without a key answers `no_key` (a withheld caller); a dry run of nothing has
+    // nothing to explain, so it says which field to fill instead.
+    if valid.keys.is_empty() {
+        return Err(crate::ingest::InvalidField {
+            field: "ani".to_owned(),
+            reason: "give an ani, email, customerId or externalContactId (with digits, for an ani) to explain".to_owned(),
+        }
+        .into());
+    }
     let settings = &state.settings;
     Ok(state
         .pipeline

@@ -113,6 +113,10 @@ async fn three_replicas_share_one_crm_budget_and_make_one_crm_call_per_caller() 
             });
             let mut event = eventbridge_start(&call);
             event["detail"]["eventBody"]["ani"] = json!(ani);
+            // The official sample is a chat, which carries no phone key (issue 9): a voice call's
+            // ANI is the customer's, so no replica has to read the conversation first.
+            event["detail"]["eventBody"]["mediaType"] = json!("VOICE");
+            event["detail"]["eventBody"]["direction"] = json!("INBOUND");
             (call, event)
         })
         .collect();

@@ -42,7 +42,7 @@ const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
         &[(
             "ATTRSYNC_CRM__SERVICENOW__PASSWORD",
             "example-servicenow-password",
-)],
+        )],
     ),
     (
         "zendesk.toml",

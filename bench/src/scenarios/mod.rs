@@ -5,8 +5,8 @@
 
 mod crm_servicenow_freshdesk;
 mod crm_sql;
-mod crm_zendesk_hubspot;
 mod crm_vendors;
+mod crm_zendesk_hubspot;
 mod event_throughput;
 mod events;
 mod lookup_latency;

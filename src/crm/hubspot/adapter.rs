@@ -209,6 +209,8 @@ impl HubSpotCrm {
             CustomerKey::ExternalContactId(id) => {
                 self.id_probe(self.external_contact_id.as_ref(), id)
             }
+            // Not in `key_kinds`: a source is never asked about a kind it does not serve.
+            CustomerKey::MessagingId(_) => Ok(Vec::new()),
         }
     }
 
@@ -363,6 +365,18 @@ fn export_rate_limits(headers: &HeaderMap) {
             ::metrics::gauge!(metrics::CRM_RATE_REMAINING, "source" => SOURCE, "window" => window)
                 .set(remaining as f64);
         }
+    }
+}
+
+impl HubSpotCrm {
+    /// The same adapter, its calls waiting on `budget` (`upstream::Budgets` chose it: this
+    /// process's, or the deployment's shared one).
+    pub fn with_budget(
+        mut self,
+        budget: std::sync::Arc<dyn crate::crm::budget::CallBudget>,
+    ) -> Self {
+        self.upstream = self.upstream.with_budget(budget);
+        self
     }
 }
 

@@ -186,6 +186,8 @@ impl ZendeskCrm {
             CustomerKey::ExternalContactId(id) => {
                 self.id_probe(self.external_contact_id.as_ref(), id)
             }
+            // Not in `key_kinds`: a source is never asked about a kind it does not serve.
+            CustomerKey::MessagingId(_) => Ok(Vec::new()),
         }
     }
 
@@ -361,6 +363,18 @@ fn headers(settings: &ZendeskCrmSettings) -> anyhow::Result<HeaderMap> {
     value.set_sensitive(true);
     headers.insert(AUTHORIZATION, value);
     Ok(headers)
+}
+
+impl ZendeskCrm {
+    /// The same adapter, its calls waiting on `budget` (`upstream::Budgets` chose it: this
+    /// process's, or the deployment's shared one).
+    pub fn with_budget(
+        mut self,
+        budget: std::sync::Arc<dyn crate::crm::budget::CallBudget>,
+    ) -> Self {
+        self.upstream = self.upstream.with_budget(budget);
+        self
+    }
 }
 
 #[async_trait::async_trait]
