@@ -2,8 +2,8 @@
 //! phone, mobile, email, id and external id through the search API and the contact list's
 //! filters, several matching contacts under each match policy, the plan's per-minute limit (the
 //! default budget keeps attrsync under it; a 429's Retry-After is waited for or opens the
-//! circuit), the injection classics through every key kind, garbage answers, and a chain with
-//! the file source in front.
+//! circuit), the injection classics through every key kind, garbage answers, and chains with
+//! the file source, or an SQL cache table, in front.
 
 use std::time::Duration;
 
@@ -364,4 +364,35 @@ async fn a_chain_asks_the_file_source_first_and_freshdesk_for_the_rest() {
     assert_eq!(sim.traffic().total(), 0);
     let grace = by_phone(&app, "tel:+13175550199").await;
     assert_eq!(grace["recordId"], GRACE, "{grace}");
+}
+
+#[tokio::test]
+async fn an_sql_cache_table_answers_first_and_freshdesk_only_for_callers_it_does_not_know() {
+    use crate::sql_db::{Backend, Row, Table};
+    let Some(table) = Table::fresh(Backend::Sqlite, "sql_then_freshdesk").await else {
+        return;
+    };
+    table
+        .insert(&[Row {
+            id: "CACHE-1",
+            kind: "contact",
+            name: "Ada from the cache",
+            phone: "+13175550125",
+            ..Row::default()
+        }])
+        .await;
+    let sim = account().await;
+    let app = app_on(&sim, |s| {
+        table.configure(s);
+        s.crm.sources = vec![CrmAdapterKind::Sql, CrmAdapterKind::Freshdesk];
+        s.crm.chain_mode = ChainMode::FirstHit;
+    })
+    .await;
+    let cached = by_phone(&app, "tel:+13175550125").await;
+    assert_eq!(cached["found"], "true", "{cached}");
+    assert_eq!(cached["recordId"], "CACHE-1", "{cached}");
+    assert_eq!(sim.traffic().total(), 0, "the table knew Ada: no Freshdesk call");
+    let grace = by_phone(&app, "tel:+13175550199").await;
+    assert_eq!(grace["recordId"], GRACE, "{grace}");
+    assert!(sim.traffic().total() >= 1, "Freshdesk was asked for Grace");
 }
