@@ -391,7 +391,11 @@ async fn an_sql_cache_table_answers_first_and_freshdesk_only_for_callers_it_does
     let cached = by_phone(&app, "tel:+13175550125").await;
     assert_eq!(cached["found"], "true", "{cached}");
     assert_eq!(cached["recordId"], "CACHE-1", "{cached}");
-    assert_eq!(sim.traffic().total(), 0, "the table knew Ada: no Freshdesk call");
+    assert_eq!(
+        sim.traffic().total(),
+        0,
+        "the table knew Ada: no Freshdesk call"
+    );
     let grace = by_phone(&app, "tel:+13175550199").await;
     assert_eq!(grace["recordId"], GRACE, "{grace}");
     assert!(sim.traffic().total() >= 1, "Freshdesk was asked for Grace");
