@@ -91,6 +91,16 @@ impl Browser {
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let answer = self.try_call(method, path, body).await;
+        assert!(
+            answer["value"]["error"].is_null(),
+            "WebDriver {path}: {answer}"
+        );
+        answer["value"].clone()
+    }
+
+    /// The WebDriver answer, an error included.
+    async fn try_call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
         let url = format!("{}{path}", self.base);
         let request = self.http.request(method.clone(), &url);
         let request = if method == reqwest::Method::GET {
@@ -105,11 +115,7 @@ impl Browser {
             .json()
             .await
             .unwrap_or_else(|e| panic!("WebDriver {path}: {e}"));
-        assert!(
-            answer["value"]["error"].is_null(),
-            "WebDriver {path}: {answer}"
-        );
-        answer["value"].clone()
+        answer
     }
 
     fn at(&self, rest: &str) -> String {
@@ -121,15 +127,29 @@ impl Browser {
             .await;
     }
 
+    /// The element `css` selects, waiting up to 10 s for it to appear (a page still loading).
     async fn find(&self, css: &str) -> String {
-        let found = self
-            .call(
-                reqwest::Method::POST,
-                &self.at("/element"),
-                json!({"using": "css selector", "value": css}),
-            )
-            .await;
-        found[ELEMENT].as_str().expect("an element").to_owned()
+        let started = tokio::time::Instant::now();
+        loop {
+            let answer = self
+                .try_call(
+                    reqwest::Method::POST,
+                    &self.at("/element"),
+                    json!({"using": "css selector", "value": css}),
+                )
+                .await;
+            if answer["value"]["error"].is_null() {
+                return answer["value"][ELEMENT]
+                    .as_str()
+                    .expect("an element")
+                    .to_owned();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "WebDriver: no {css}: {answer}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     async fn count(&self, css: &str) -> usize {
@@ -155,7 +175,10 @@ impl Browser {
         text.as_str().unwrap_or_default().to_owned()
     }
 
+    /// Clicks `css` and waits for the page it leads to: every button and link of the console
+    /// navigates, and reading the next page before the old one is gone would read the old one.
     async fn click(&self, css: &str) {
+        let page = self.find("html").await;
         let element = self.find(css).await;
         self.call(
             reqwest::Method::POST,
@@ -163,6 +186,24 @@ impl Browser {
             json!({}),
         )
         .await;
+        let started = tokio::time::Instant::now();
+        loop {
+            let answer = self
+                .try_call(
+                    reqwest::Method::GET,
+                    &self.at(&format!("/element/{page}/name")),
+                    Value::Null,
+                )
+                .await;
+            if !answer["value"]["error"].is_null() {
+                return; // the old document is gone
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the click on {css} did not leave the page"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     async fn type_into(&self, css: &str, text: &str) {
