@@ -46,6 +46,7 @@ pub const IP_RANGE_REFRESHES: &str = "attrsync_genesys_ip_range_refreshes_total"
 pub const IP_RANGES: &str = "attrsync_genesys_ip_ranges";
 pub const ATTRIBUTES_DROPPED: &str = "attrsync_attributes_dropped_total";
 pub const CRM_RATE_REMAINING: &str = "attrsync_crm_rate_limit_remaining";
+pub const JOURNAL_ENTRIES: &str = "attrsync_journal_entries_total";
 
 /// What kind of series a metric is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -291,6 +292,12 @@ pub const CATALOGUE: &[Metric] = &[
         Kind::Gauge,
         "Requests a CRM vendor says are left in its rate-limit window, from its answers' headers, by source and window",
         &["source", "window"],
+    ),
+    metric(
+        JOURNAL_ENTRIES,
+        Kind::Counter,
+        "Journal entries (one per run of an event) by result: written, dropped (the writer's backlog was full) or failed (the database refused the batch)",
+        &["result"],
     ),
 ];
 

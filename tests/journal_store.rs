@@ -13,7 +13,7 @@ use attrsync::pipeline::{Journey, StepKind};
 use attrsync::queue::store::JobStore;
 use attrsync::queue::{JournalFilter, NewEntry};
 use attrsync::redact::RedactMode;
-use stores::fresh_store_settings;
+use stores::{fresh_store_settings, sample_job};
 
 macro_rules! on_both_backends {
     ($name:ident, $check:ident) => {
@@ -131,4 +131,46 @@ async fn pruning_keeps_the_newest_within_the_bound(store: JobStore) {
 on_both_backends!(
     journal_pruning_keeps_the_newest_within_the_bound_and_the_retention,
     pruning_keeps_the_newest_within_the_bound
+);
+
+async fn one_batch_marks_its_jobs_done_and_records_every_entry(store: JobStore) {
+    let window = Duration::from_secs(600);
+    for n in 0..3 {
+        let conversation = format!("c{n}");
+        store
+            .enqueue(
+                &format!("genesys:e{n}"),
+                &conversation,
+                window,
+                &sample_job(&conversation),
+            )
+            .await
+            .unwrap();
+    }
+    let claimed = store
+        .claim("w1", 10, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 3);
+    let done: Vec<i64> = claimed.iter().map(|c| c.id).collect();
+    // More entries than one INSERT statement carries.
+    let written: Vec<NewEntry> = (1..=600)
+        .map(|n| entry(n, "c1", "cti", "patched"))
+        .collect();
+    store.finish_batch(&done, &written).await.unwrap();
+
+    assert_eq!(
+        store.stats().await.unwrap().depth,
+        0,
+        "the batch's jobs are done"
+    );
+    let read = store.journal(&all()).await.unwrap();
+    assert_eq!(read.len(), 600);
+    assert_eq!(read[0].event_id, "evt-600");
+    assert_eq!(read[599].event_id, "evt-1");
+    assert_eq!(read[599].steps, written[0].steps);
+}
+on_both_backends!(
+    one_batch_marks_its_jobs_done_and_records_every_entry_on_every_backend,
+    one_batch_marks_its_jobs_done_and_records_every_entry
 );

@@ -6,36 +6,15 @@
 #[path = "support/stores.rs"]
 mod stores;
 
-use stores::fresh_store_settings;
+use stores::{fresh_store_settings, sample_job as payload};
 
 use std::time::Duration;
 
 use attrsync::config::QueueBackend;
-use attrsync::domain::{
-    ConversationEvent, ConversationId, CustomerKeys, EnrichmentJob, ParticipantId, Source,
-};
-use attrsync::phone::CallerNumber;
+use attrsync::domain::EnrichmentJob;
 use attrsync::queue::store::{Enqueued, JobStore};
 use attrsync::queue::StoredJob;
 use phonenumber::country;
-
-fn payload(conversation: &str) -> EnrichmentJob {
-    EnrichmentJob::new(
-        Source::Genesys,
-        ConversationEvent {
-            event_id: format!("evt-{conversation}"),
-            conversation_id: ConversationId::parse(conversation).expect("a conversation id"),
-            participant_id: Some(ParticipantId::parse("p1").expect("a participant id")),
-            keys: CustomerKeys {
-                phone: CallerNumber::parse("tel:+13175550125", country::Id::US),
-                ..CustomerKeys::default()
-            },
-            media_type: None,
-        },
-        Default::default(),
-        String::new(),
-    )
-}
 
 /// A claimed or dead job, read back as the job it was.
 fn read(stored: &StoredJob) -> EnrichmentJob {

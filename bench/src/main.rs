@@ -69,6 +69,10 @@ struct Args {
     /// Run each scenario twice, side by side: with `journal.enabled = false`, then `true`.
     #[arg(long)]
     journal_both: bool,
+    /// Run each scenario (with `--journal-both`, each pair) this many times, interleaved, and
+    /// summarise the median: one run on a shared machine says little about a few per cent.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    repeat: usize,
     /// The attrsync binary (default: next to this one).
     #[arg(long, value_name = "PATH")]
     attrsync: Option<PathBuf>,
@@ -214,10 +218,11 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     } else {
         &[None]
     };
-    let runs = scenarios
-        .iter()
-        .flat_map(|s| journal.iter().map(move |j| (*s, *j)));
-    for (scenario, journal) in runs {
+    let repeat = args.repeat.max(1);
+    let runs = scenarios.iter().flat_map(|s| {
+        (0..repeat).flat_map(move |round| journal.iter().map(move |j| (*s, *j, round)))
+    });
+    for (scenario, journal, round) in runs {
         println!("running {} ...", scenario.name());
         bench.child_env = journal
             .map(|on| vec![("ATTRSYNC_JOURNAL__ENABLED".to_owned(), on.to_string())])
@@ -229,6 +234,9 @@ async fn run(args: Args) -> anyhow::Result<bool> {
                 result.scenario,
                 if on { "on" } else { "off" }
             );
+        }
+        if repeat > 1 {
+            result.scenario = format!("{} #{}", result.scenario, round + 1);
         }
         println!("{}", report::header());
         println!("{}\n", report::rows(&result));
@@ -250,6 +258,12 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     println!("{}", report::header());
     for r in &results {
         println!("{}", report::rows(r));
+    }
+    if repeat > 1 {
+        println!("\nmedians over {repeat} interleaved runs");
+        for line in report::medians(&results) {
+            println!("{line}");
+        }
     }
     println!("\nJSON: {}", args.json.display());
     Ok(results.iter().all(|r| r.ok))

@@ -238,3 +238,143 @@ pub fn write_json(path: &Path, doc: &Value) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(doc)?;
     std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
 }
+
+/// One line per scenario run more than once (`--repeat`): the median rate and headline p50 / p99
+/// over its runs, and for a `--journal-both` pair the journal-on median against the off one.
+pub fn medians(results: &[ScenarioResult]) -> Vec<String> {
+    let mut groups: BTreeMap<String, Vec<&ScenarioResult>> = BTreeMap::new();
+    for r in results.iter().filter(|r| r.ok) {
+        let name = r
+            .scenario
+            .rsplit_once(" #")
+            .map_or(r.scenario.as_str(), |(n, _)| n);
+        groups.entry(name.to_owned()).or_default().push(r);
+    }
+    let summary = |runs: &[&ScenarioResult]| Summary {
+        rate: median(runs.iter().filter_map(|r| r.rate)),
+        p50: median(
+            runs.iter()
+                .filter_map(|r| r.latency.as_ref().map(|l| l.p50_ms)),
+        ),
+        p99: median(
+            runs.iter()
+                .filter_map(|r| r.latency.as_ref().map(|l| l.p99_ms)),
+        ),
+    };
+    let mut out = Vec::new();
+    for (name, runs) in &groups {
+        let s = summary(runs);
+        out.push(format!(
+            "{name}: {} runs, median {} ; {} p50 / p99 {} / {} ms",
+            runs.len(),
+            s.rate
+                .map_or("n/a".into(), |v| format!("{v:.0} {}", runs[0].rate_unit)),
+            runs[0].latency_kind,
+            s.p50.map_or("n/a".into(), |v| format!("{v:.2}")),
+            s.p99.map_or("n/a".into(), |v| format!("{v:.2}")),
+        ));
+        let Some(base) = name.strip_suffix(" (journal on)") else {
+            continue;
+        };
+        let Some(off) = groups.get(&format!("{base} (journal off)")) else {
+            continue;
+        };
+        let off = summary(off);
+        let change = |on: Option<f64>, off: Option<f64>| match (on, off) {
+            (Some(on), Some(off)) if off > 0.0 => format!("{:+.1}%", (on / off - 1.0) * 100.0),
+            _ => "n/a".to_owned(),
+        };
+        out.push(format!(
+            "{base}: journal on vs off: rate {}, p50 {}, p99 {}",
+            change(s.rate, off.rate),
+            change(s.p50, off.p50),
+            change(s.p99, off.p99),
+        ));
+    }
+    out
+}
+
+struct Summary {
+    rate: Option<f64>,
+    p50: Option<f64>,
+    p99: Option<f64>,
+}
+
+/// The median (the mean of the middle two for an even count); `None` for no values.
+fn median(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let mut v: Vec<f64> = values.collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    Some(if v.len().is_multiple_of(2) {
+        (v[mid - 1] + v[mid]) / 2.0
+    } else {
+        v[mid]
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(name: &str, rate: f64) -> ScenarioResult {
+        ScenarioResult {
+            scenario: name.to_owned(),
+            ok: true,
+            rate: Some(rate),
+            rate_unit: "events/s".to_owned(),
+            ..ScenarioResult::default()
+        }
+    }
+
+    #[test]
+    fn the_median_of_an_even_count_is_the_mean_of_the_middle_two() {
+        assert_eq!(median([4.0, 1.0, 3.0, 2.0].into_iter()), Some(2.5));
+        assert_eq!(median([5.0, 1.0, 3.0].into_iter()), Some(3.0));
+        assert_eq!(median(std::iter::empty()), None);
+    }
+
+    #[test]
+    fn repeated_journal_pairs_are_summarised_as_on_against_off() {
+        let results = [
+            run("event-throughput (journal off) #1", 1000.0),
+            run("event-throughput (journal on) #1", 900.0),
+            run("event-throughput (journal off) #2", 3000.0),
+            run("event-throughput (journal on) #2", 1900.0),
+            run("event-throughput (journal off) #3", 2000.0),
+            run("event-throughput (journal on) #3", 1800.0),
+        ];
+        let lines = medians(&results);
+        assert!(
+            lines
+                .iter()
+                .any(|l| l
+                    .starts_with("event-throughput (journal off): 3 runs, median 2000 events/s")),
+            "{lines:?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l == "event-throughput: journal on vs off: rate -10.0%, p50 n/a, p99 n/a"),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn failed_runs_are_left_out_of_the_medians() {
+        let mut failed = run("event-throughput #2", 1.0);
+        failed.ok = false;
+        let results = [
+            run("event-throughput #1", 10.0),
+            failed,
+            run("event-throughput #3", 20.0),
+        ];
+        let lines = medians(&results);
+        assert!(
+            lines[0].starts_with("event-throughput: 2 runs, median 15 events/s"),
+            "{lines:?}"
+        );
+    }
+}

@@ -1,14 +1,17 @@
-//! The journal writer: each run's journey, handed over by a worker without waiting, written in
-//! batches (one transaction for every entry that arrived while the previous one was being
-//! written), like finished jobs. A full backlog drops the entry rather than slow the worker.
+//! Handing a run's journey to the journal: built by a worker and passed without waiting to the
+//! finishing writer (`finish`), which writes it in the same transaction as the batch's finished
+//! jobs. A full backlog drops the entry rather than slow the worker.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::mpsc;
 
-use super::store::{ClaimedJob, JobStore, NewEntry};
+use super::store::{ClaimedJob, NewEntry};
 use crate::domain::EnrichmentJob;
+use crate::metrics;
 use crate::pipeline::Journey;
+
+static DROPPED: AtomicU64 = AtomicU64::new(0);
 
 /// Hands one run's journey to the writer; never waits.
 pub(super) fn send(
@@ -29,25 +32,14 @@ pub(super) fn send(
         steps: journey.into_steps(),
     };
     if writer.try_send(entry).is_err() {
-        tracing::warn!(
-            job_id = claimed.id,
-            "journal backlog full; this run's journey is not kept"
-        );
-    }
-}
-
-/// Writes entries in batches until every sender is gone.
-pub(super) async fn record_journeys(store: Arc<JobStore>, mut rx: mpsc::Receiver<NewEntry>) {
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < 512 {
-            match rx.try_recv() {
-                Ok(entry) => batch.push(entry),
-                Err(_) => break,
-            }
-        }
-        if let Err(e) = store.journal_many(&batch).await {
-            tracing::warn!(entries = batch.len(), error = %e, "could not write journal entries");
+        ::metrics::counter!(metrics::JOURNAL_ENTRIES, "result" => "dropped").increment(1);
+        // One line per thousand drops: a backlog that is full stays full for a while, and a line
+        // per event would add to the load that filled it.
+        if DROPPED.fetch_add(1, Ordering::Relaxed).is_multiple_of(1000) {
+            tracing::warn!(
+                job_id = claimed.id,
+                "journal backlog full; journeys are being dropped (attrsync_journal_entries_total{{result=\"dropped\"}})"
+            );
         }
     }
 }

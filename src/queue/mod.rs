@@ -5,10 +5,12 @@
 //!   HTTP edge has to the store (readiness, dead letters, replay);
 //! - `worker`: the [`WorkerPool`] that claims due jobs, runs the pipeline and decides what a
 //!   failure means (`next_step`, a pure function);
-//! - `journal`: the writer that keeps each run's journey (batched, never blocking a worker);
+//! - `finish`: the one writer of finished jobs and their journeys, a transaction per batch;
+//! - `journal`: hands each run's journey to that writer without blocking a worker;
 //! - `store`: the SQLite/PostgreSQL tables (the journal's in `store::journal`); `record`: the
 //!   stored form of a job.
 
+mod finish;
 mod journal;
 mod record;
 pub mod store;

@@ -83,22 +83,52 @@ pub fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
+/// The statement that marks `ids` done, `$1` the time. Ids are integers this store generated, so
+/// listing them literally cannot inject anything.
+fn complete_sql(ids: &[i64]) -> String {
+    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    format!(
+        "UPDATE attrsync_jobs SET state = 'done', locked_by = NULL, locked_until = NULL, updated_at = $1
+         WHERE id IN ({list}) AND state = 'running'"
+    )
+}
+
 enum Pool {
-    Sqlite(SqlitePool),
+    /// SQLite admits one writer at a time. Every write goes through `write`, a pool of one
+    /// connection, so writers wait their turn in the pool's queue (woken as soon as it is free)
+    /// rather than in SQLite's busy handler, which sleeps 1, 2, 5, 10 ... ms between tries and
+    /// cost the benchmark's events/s several per cent once the journal made transactions
+    /// longer. Reads go through `read`; under WAL they never wait for the writer, and a long one
+    /// (a journal search) never holds up the queue.
+    Sqlite {
+        write: SqlitePool,
+        read: SqlitePool,
+    },
     Postgres(PgPool),
 }
 
-/// Runs the same statement on whichever pool is configured.
+/// Runs the same statement on whichever pool is configured (SQLite's writer).
 macro_rules! on_pool {
     ($store:expr, $pool:ident => $body:expr) => {
         match &$store.pool {
-            Pool::Sqlite($pool) => $body,
+            Pool::Sqlite { write: $pool, .. } => $body,
+            Pool::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// [`on_pool!`] for a statement that only reads (SQLite's readers).
+macro_rules! on_read_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.pool {
+            Pool::Sqlite { read: $pool, .. } => $body,
             Pool::Postgres($pool) => $body,
         }
     };
 }
 
 mod journal;
+mod steps;
 
 pub use journal::{JournalEntry, JournalFilter, NewEntry};
 
@@ -166,24 +196,35 @@ impl JobStore {
             QueueBackend::Sqlite => {
                 let options = SqliteConnectOptions::new()
                     .filename(&settings.sqlite_path)
-                    .create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal)
-                    // With WAL, NORMAL loses nothing on a process crash; only a power cut can
-                    // take the last transactions, and it keeps commits cheap.
-                    .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(10));
-                let pool = SqlitePoolOptions::new()
-                    .max_connections(4)
-                    .connect_with(options)
+                let opened = |e| {
+                    anyhow::Error::new(e).context(format!(
+                        "queue.sqlite_path: cannot open {}",
+                        settings.sqlite_path.display()
+                    ))
+                };
+                let write = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(
+                        options
+                            .clone()
+                            .create_if_missing(true)
+                            .journal_mode(SqliteJournalMode::Wal)
+                            // With WAL, NORMAL loses nothing on a process crash; only a power
+                            // cut can take the last transactions, and it keeps commits cheap.
+                            .synchronous(SqliteSynchronous::Normal),
+                    )
                     .await
-                    .with_context(|| {
-                        format!(
-                            "queue.sqlite_path: cannot open {}",
-                            settings.sqlite_path.display()
-                        )
-                    })?;
+                    .map_err(opened)?;
+                // After the writer: it has created the file and put it in WAL mode, which
+                // the file keeps.
+                let read = SqlitePoolOptions::new()
+                    .max_connections(4)
+                    .connect_with(options.read_only(true))
+                    .await
+                    .map_err(opened)?;
                 let store = JobStore {
-                    pool: Pool::Sqlite(pool),
+                    pool: Pool::Sqlite { write, read },
                 };
                 store.create_schema(SQLITE_SERIAL).await?;
                 Ok(store)
@@ -216,13 +257,13 @@ impl JobStore {
     pub fn postgres_pool(&self) -> Option<PgPool> {
         match &self.pool {
             Pool::Postgres(pool) => Some(pool.clone()),
-            Pool::Sqlite(_) => None,
+            Pool::Sqlite { .. } => None,
         }
     }
 
     pub fn backend(&self) -> &'static str {
         match self.pool {
-            Pool::Sqlite(_) => "sqlite",
+            Pool::Sqlite { .. } => "sqlite",
             Pool::Postgres(_) => "postgres",
         }
     }
@@ -314,7 +355,7 @@ impl JobStore {
             }};
         }
         match &self.pool {
-            Pool::Sqlite(pool) => enqueue_in!(pool),
+            Pool::Sqlite { write: pool, .. } => enqueue_in!(pool),
             Pool::Postgres(pool) => enqueue_in!(pool),
         }
     }
@@ -329,7 +370,7 @@ impl JobStore {
         let now = now_ms();
         let until = now + lease.as_millis() as i64;
         let sql = match self.pool {
-            Pool::Sqlite(_) => CLAIM.replace("{lock}", ""),
+            Pool::Sqlite { .. } => CLAIM.replace("{lock}", ""),
             Pool::Postgres(_) => CLAIM.replace("{lock}", "FOR UPDATE SKIP LOCKED"),
         };
         let rows = on_pool!(self, pool => sqlx::query(&sql)
@@ -354,14 +395,8 @@ impl JobStore {
         if ids.is_empty() {
             return Ok(());
         }
-        let now = now_ms();
-        // Ids are integers we generated, so listing them literally cannot inject anything.
-        let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-        let sql = format!(
-            "UPDATE attrsync_jobs SET state = 'done', locked_by = NULL, locked_until = NULL, updated_at = $1
-             WHERE id IN ({list}) AND state = 'running'"
-        );
-        on_pool!(self, pool => sqlx::query(&sql).bind(now).execute(pool).await.map(|r| r.rows_affected()))?;
+        let sql = complete_sql(ids);
+        on_pool!(self, pool => sqlx::query(&sql).bind(now_ms()).execute(pool).await.map(|r| r.rows_affected()))?;
         Ok(())
     }
 
@@ -414,7 +449,7 @@ impl JobStore {
             }};
         }
         match &self.pool {
-            Pool::Sqlite(pool) => dead_in!(pool),
+            Pool::Sqlite { write: pool, .. } => dead_in!(pool),
             Pool::Postgres(pool) => dead_in!(pool),
         }
     }
@@ -423,7 +458,7 @@ impl JobStore {
         let sql = "SELECT d.job_id AS id, j.event_key, j.attempts, d.last_error, j.created_at, d.failed_at, j.payload
                    FROM attrsync_dead_letters d JOIN attrsync_jobs j ON j.id = d.job_id
                    ORDER BY d.failed_at DESC LIMIT $1";
-        let rows = on_pool!(self, pool => sqlx::query(sql).bind(limit).fetch_all(pool).await
+        let rows = on_read_pool!(self, pool => sqlx::query(sql).bind(limit).fetch_all(pool).await
             .map(|rows| rows.iter().map(read_dead).collect::<Vec<_>>()))?;
         rows.into_iter().collect()
     }
@@ -432,7 +467,7 @@ impl JobStore {
         let sql = "SELECT d.job_id AS id, j.event_key, j.attempts, d.last_error, j.created_at, d.failed_at, j.payload
                    FROM attrsync_dead_letters d JOIN attrsync_jobs j ON j.id = d.job_id
                    WHERE d.job_id = $1";
-        let row = on_pool!(self, pool => sqlx::query(sql).bind(id).fetch_optional(pool).await
+        let row = on_read_pool!(self, pool => sqlx::query(sql).bind(id).fetch_optional(pool).await
             .map(|r| r.map(|r| read_dead(&r))))?;
         row.transpose()
     }
@@ -465,7 +500,7 @@ impl JobStore {
             }};
         }
         match &self.pool {
-            Pool::Sqlite(pool) => replay_in!(pool),
+            Pool::Sqlite { write: pool, .. } => replay_in!(pool),
             Pool::Postgres(pool) => replay_in!(pool),
         }
     }
@@ -473,7 +508,7 @@ impl JobStore {
     pub async fn stats(&self) -> Result<QueueStats, StoreError> {
         let now = now_ms();
         // Per state, so each count reads its own partial index rather than the whole table.
-        let (queued, running, oldest, dead): (i64, i64, Option<i64>, i64) = on_pool!(self, pool => {
+        let (queued, running, oldest, dead): (i64, i64, Option<i64>, i64) = on_read_pool!(self, pool => {
             let row = sqlx::query(
                 "SELECT (SELECT COUNT(*) FROM attrsync_jobs WHERE state = 'queued') AS queued,
                         (SELECT COUNT(*) FROM attrsync_jobs WHERE state = 'running') AS running,
@@ -507,7 +542,7 @@ impl JobStore {
     /// A cheap round trip through the queue's own table, for readiness: fails when the server is
     /// down and when the tables are gone.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        on_pool!(self, pool => sqlx::query("SELECT id FROM attrsync_jobs WHERE id = 0")
+        on_read_pool!(self, pool => sqlx::query("SELECT id FROM attrsync_jobs WHERE id = 0")
             .fetch_optional(pool)
             .await
             .map(|_| ()))?;

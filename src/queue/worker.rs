@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::Instrument as _;
 
+use super::finish::Completion;
 use super::store::{now_ms, ClaimedJob, JobStore, NewEntry, StoreError};
 use super::JobQueue;
 use crate::config::QueueSettings;
@@ -146,12 +147,6 @@ struct Context {
     journal: Option<mpsc::Sender<NewEntry>>,
 }
 
-enum Completion {
-    Done(i64),
-    /// Write what is pending, then answer.
-    Flush(oneshot::Sender<()>),
-}
-
 impl WorkerPool {
     /// Starts claiming and running `queue`'s jobs through `pipeline`. `legacy_region` is
     /// `phone.default_region`, for rows stored before the versioned format.
@@ -164,15 +159,18 @@ impl WorkerPool {
         let (stop, stop_rx) = watch::channel(false);
         let in_flight = Arc::new(Mutex::new(HashSet::new()));
         let (completions, completed) = mpsc::unbounded_channel();
-        tokio::spawn(record_completions(queue.store.clone(), completed));
-        let journal = queue.journal.as_ref().map(|_| {
-            let (entries, received) = mpsc::channel(JOURNAL_BACKLOG);
-            tokio::spawn(super::journal::record_journeys(
-                queue.store.clone(),
-                received,
-            ));
-            entries
-        });
+        let (journal, journeys) = match queue.journal {
+            Some(_) => {
+                let (entries, received) = mpsc::channel(JOURNAL_BACKLOG);
+                (Some(entries), Some(received))
+            }
+            None => (None, None),
+        };
+        tokio::spawn(super::finish::record(
+            queue.store.clone(),
+            completed,
+            journeys,
+        ));
         let context = Arc::new(Context {
             pipeline,
             store: queue.store.clone(),
@@ -226,34 +224,6 @@ impl WorkerPool {
 /// Journal entries waiting to be written; past this the newest are dropped (and logged), so a
 /// slow database never holds a worker back.
 const JOURNAL_BACKLOG: usize = 8192;
-
-/// Records finished jobs in batches: under load, one commit covers every job that finished
-/// while the previous one was being written. A job whose completion is lost in a crash runs
-/// again after its lease, reading the participant first, so nothing is written twice.
-async fn record_completions(store: Arc<JobStore>, mut rx: mpsc::UnboundedReceiver<Completion>) {
-    while let Some(first) = rx.recv().await {
-        let mut ids = Vec::new();
-        let mut flushes = Vec::new();
-        let mut next = Some(first);
-        while let Some(message) = next {
-            match message {
-                Completion::Done(id) => ids.push(id),
-                Completion::Flush(reply) => flushes.push(reply),
-            }
-            next = if ids.len() < 512 {
-                rx.try_recv().ok()
-            } else {
-                None
-            };
-        }
-        if let Err(e) = store.complete_many(&ids).await {
-            tracing::error!(jobs = ids.len(), error = %e, "could not record finished jobs; they will run again after their lease");
-        }
-        for reply in flushes {
-            let _ = reply.send(());
-        }
-    }
-}
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -2,6 +2,31 @@
 //! fresh schema on the PostgreSQL server `ATTRSYNC_TEST_DATABASE_URL` names.
 
 use attrsync::config::{QueueBackend, QueueSettings, Settings};
+use attrsync::domain::{
+    ConversationEvent, ConversationId, CustomerKeys, EnrichmentJob, ParticipantId, Source,
+};
+use attrsync::phone::CallerNumber;
+use phonenumber::country;
+
+/// A Genesys event's job for `conversation` (participant `p1`, a US caller), to store.
+#[allow(dead_code)] // not every binary that shares this file stores jobs
+pub fn sample_job(conversation: &str) -> EnrichmentJob {
+    EnrichmentJob::new(
+        Source::Genesys,
+        ConversationEvent {
+            event_id: format!("evt-{conversation}"),
+            conversation_id: ConversationId::parse(conversation).expect("a conversation id"),
+            participant_id: Some(ParticipantId::parse("p1").expect("a participant id")),
+            keys: CustomerKeys {
+                phone: CallerNumber::parse("tel:+13175550125", country::Id::US),
+                ..CustomerKeys::default()
+            },
+            media_type: None,
+        },
+        Default::default(),
+        String::new(),
+    )
+}
 
 /// A fresh store of the given backend: its own SQLite file, or its own PostgreSQL schema.
 pub async fn fresh_store_settings(

@@ -9,6 +9,7 @@ mod crm_vendors;
 mod crm_zendesk_hubspot;
 mod event_throughput;
 mod events;
+mod journal_lookup;
 mod lookup_latency;
 mod lookup_zero_call;
 mod memory;
@@ -42,10 +43,11 @@ pub enum Scenario {
     CrmVendors,
     CrmServicenowFreshdesk,
     CrmZendeskHubspot,
+    JournalLookup,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 12] = [
+    pub const ALL: [Scenario; 13] = [
         Scenario::EventThroughput,
         Scenario::RepeatCallers,
         Scenario::LookupLatency,
@@ -58,6 +60,7 @@ impl Scenario {
         Scenario::CrmVendors,
         Scenario::CrmServicenowFreshdesk,
         Scenario::CrmZendeskHubspot,
+        Scenario::JournalLookup,
     ];
 
     pub fn name(self) -> &'static str {
@@ -74,6 +77,7 @@ impl Scenario {
             Scenario::CrmVendors => "crm-vendors",
             Scenario::CrmServicenowFreshdesk => "crm-servicenow-freshdesk",
             Scenario::CrmZendeskHubspot => "crm-zendesk-hubspot",
+            Scenario::JournalLookup => "journal-lookup",
         }
     }
 }
@@ -202,6 +206,7 @@ impl Bench {
             Scenario::CrmVendors => self.crm_vendors().await,
             Scenario::CrmServicenowFreshdesk => self.crm_servicenow_freshdesk().await,
             Scenario::CrmZendeskHubspot => self.crm_zendesk_hubspot().await,
+            Scenario::JournalLookup => self.journal_lookup().await,
         };
         let mut result = result.unwrap_or_else(|e| ScenarioResult::failed(name, &e));
         // Other work on the machine shows in every number: keep a trace of it.
