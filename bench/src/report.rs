@@ -279,6 +279,7 @@ pub fn medians(results: &[ScenarioResult]) -> Vec<String> {
         let Some(off) = groups.get(&format!("{base} (journal off)")) else {
             continue;
         };
+        let paired = paired_rate_change(runs, off);
         let off = summary(off);
         let change = |on: Option<f64>, off: Option<f64>| match (on, off) {
             (Some(on), Some(off)) if off > 0.0 => format!("{:+.1}%", (on / off - 1.0) * 100.0),
@@ -290,8 +291,39 @@ pub fn medians(results: &[ScenarioResult]) -> Vec<String> {
             change(s.p50, off.p50),
             change(s.p99, off.p99),
         ));
+        if let Some((median, low, high, n)) = paired {
+            out.push(format!(
+                "{base}: journal on vs off, round by round: median {median:+.1}% over {n} rounds \
+                 (from {low:+.1}% to {high:+.1}%)"
+            ));
+        }
     }
     out
+}
+
+/// The rate change of each round's journal-on run against the same round's off run: the
+/// median, the lowest, the highest and how many rounds had both. A round's two runs share the
+/// machine's state at that moment, so this is steadier than comparing the two medians when the
+/// machine's speed drifts over a long run.
+fn paired_rate_change(
+    on: &[&ScenarioResult],
+    off: &[&ScenarioResult],
+) -> Option<(f64, f64, f64, usize)> {
+    let round = |r: &ScenarioResult| r.scenario.rsplit_once(" #").map(|(_, n)| n.to_owned());
+    let off: BTreeMap<String, f64> = off
+        .iter()
+        .filter_map(|r| Some((round(r)?, r.rate?)))
+        .collect();
+    let changes: Vec<f64> = on
+        .iter()
+        .filter_map(|r| {
+            let (on, off) = (r.rate?, *off.get(&round(r)?)?);
+            (off > 0.0).then(|| (on / off - 1.0) * 100.0)
+        })
+        .collect();
+    let low = changes.iter().copied().reduce(f64::min)?;
+    let high = changes.iter().copied().reduce(f64::max)?;
+    Some((median(changes.iter().copied())?, low, high, changes.len()))
 }
 
 struct Summary {
@@ -358,6 +390,32 @@ mod tests {
             lines
                 .iter()
                 .any(|l| l == "event-throughput: journal on vs off: rate -10.0%, p50 n/a, p99 n/a"),
+            "{lines:?}"
+        );
+        // Rounds: -10%, -36.7%, -10%.
+        assert!(
+            lines.iter().any(|l| l
+                == "event-throughput: journal on vs off, round by round: median -10.0% over 3 \
+                    rounds (from -36.7% to -10.0%)"),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn a_round_missing_one_of_its_pair_is_left_out_of_the_round_by_round_change() {
+        let mut failed = run("event-throughput (journal off) #2", 3000.0);
+        failed.ok = false;
+        let results = [
+            run("event-throughput (journal off) #1", 1000.0),
+            run("event-throughput (journal on) #1", 1050.0),
+            failed,
+            run("event-throughput (journal on) #2", 100.0),
+        ];
+        let lines = medians(&results);
+        assert!(
+            lines.iter().any(|l| l
+                == "event-throughput: journal on vs off, round by round: median +5.0% over 1 \
+                    rounds (from +5.0% to +5.0%)"),
             "{lines:?}"
         );
     }
