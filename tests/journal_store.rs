@@ -157,7 +157,11 @@ async fn one_batch_marks_its_jobs_done_and_records_every_entry(store: JobStore) 
     let written: Vec<NewEntry> = (1..=600)
         .map(|n| entry(n, "c1", "cti", "patched"))
         .collect();
-    store.finish_batch(&done, &written).await.unwrap();
+    let encoded: Vec<_> = written
+        .iter()
+        .map(|e| e.clone().encode().unwrap())
+        .collect();
+    store.finish_batch(&done, &encoded).await.unwrap();
 
     assert_eq!(
         store.stats().await.unwrap().depth,

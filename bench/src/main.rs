@@ -69,7 +69,11 @@ struct Args {
     /// Run each scenario twice, side by side: with `journal.enabled = false`, then `true`.
     #[arg(long)]
     journal_both: bool,
-    /// Run each scenario (with `--journal-both`, each pair) this many times, interleaved, and
+    /// Run each scenario twice, side by side, with the same settings ("A" and "B"): what two
+    /// identical children differ by here is the noise floor of a `--journal-both` comparison.
+    #[arg(long, conflicts_with = "journal_both")]
+    aa: bool,
+    /// Run each scenario (with `--journal-both` or `--aa`, each pair) this many times, interleaved, and
     /// summarise the median: one run on a shared machine says little about a few per cent.
     #[arg(long, value_name = "N", default_value_t = 1)]
     repeat: usize,
@@ -213,10 +217,13 @@ async fn run(args: Args) -> anyhow::Result<bool> {
 
     let started = chrono::Utc::now();
     let mut results = Vec::new();
-    let journal: &[Option<bool>] = if args.journal_both {
-        &[Some(false), Some(true)]
+    // Each run of a round: the journal setting given to the child, and the label.
+    let journal: &[(Option<bool>, &str)] = if args.journal_both {
+        &[(Some(false), "journal off"), (Some(true), "journal on")]
+    } else if args.aa {
+        &[(None, "A"), (None, "B")]
     } else {
-        &[None]
+        &[(None, "")]
     };
     let repeat = args.repeat.max(1);
     // Odd rounds run the pair in the other order, so neither setting is always the one that
@@ -231,18 +238,14 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             order.into_iter().map(move |j| (*s, j, round))
         })
     });
-    for (scenario, journal, round) in runs {
+    for (scenario, (journal, label), round) in runs {
         println!("running {} ...", scenario.name());
         bench.child_env = journal
             .map(|on| vec![("ATTRSYNC_JOURNAL__ENABLED".to_owned(), on.to_string())])
             .unwrap_or_default();
         let mut result = bench.run(scenario).await;
-        if let Some(on) = journal {
-            result.scenario = format!(
-                "{} (journal {})",
-                result.scenario,
-                if on { "on" } else { "off" }
-            );
+        if !label.is_empty() {
+            result.scenario = format!("{} ({label})", result.scenario);
         }
         if repeat > 1 {
             result.scenario = format!("{} #{}", result.scenario, round + 1);

@@ -273,10 +273,14 @@ pub fn medians(results: &[ScenarioResult]) -> Vec<String> {
             s.p50.map_or("n/a".into(), |v| format!("{v:.2}")),
             s.p99.map_or("n/a".into(), |v| format!("{v:.2}")),
         ));
-        let Some(base) = name.strip_suffix(" (journal on)") else {
+        // A pair's second run against its first: the journal on against off, or B against A.
+        let Some((base, first, versus)) = PAIRS.iter().find_map(|(first, second, versus)| {
+            name.strip_suffix(&format!(" ({second})"))
+                .map(|base| (base, first, versus))
+        }) else {
             continue;
         };
-        let Some(off) = groups.get(&format!("{base} (journal off)")) else {
+        let Some(off) = groups.get(&format!("{base} ({first})")) else {
             continue;
         };
         let paired = paired_rate_change(runs, off);
@@ -286,20 +290,27 @@ pub fn medians(results: &[ScenarioResult]) -> Vec<String> {
             _ => "n/a".to_owned(),
         };
         out.push(format!(
-            "{base}: journal on vs off: rate {}, p50 {}, p99 {}",
+            "{base}: {versus}: rate {}, p50 {}, p99 {}",
             change(s.rate, off.rate),
             change(s.p50, off.p50),
             change(s.p99, off.p99),
         ));
         if let Some((median, low, high, n)) = paired {
             out.push(format!(
-                "{base}: journal on vs off, round by round: median {median:+.1}% over {n} rounds \
+                "{base}: {versus}, round by round: median {median:+.1}% over {n} rounds \
                  (from {low:+.1}% to {high:+.1}%)"
             ));
         }
     }
     out
 }
+
+/// The labels of a pair's two runs (see `--journal-both` and `--aa`), first and second, and
+/// how the comparison is named.
+const PAIRS: [(&str, &str, &str); 2] = [
+    ("journal off", "journal on", "journal on vs off"),
+    ("A", "B", "B vs A"),
+];
 
 /// The rate change of each round's journal-on run against the same round's off run: the
 /// median, the lowest, the highest and how many rounds had both. A round's two runs share the
@@ -397,6 +408,23 @@ mod tests {
             lines.iter().any(|l| l
                 == "event-throughput: journal on vs off, round by round: median -10.0% over 3 \
                     rounds (from -36.7% to -10.0%)"),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn an_a_a_pair_is_summarised_as_b_against_a() {
+        let results = [
+            run("event-throughput (A) #1", 1000.0),
+            run("event-throughput (B) #1", 980.0),
+            run("event-throughput (B) #2", 1010.0),
+            run("event-throughput (A) #2", 1000.0),
+        ];
+        let lines = medians(&results);
+        assert!(
+            lines.iter().any(|l| l
+                == "event-throughput: B vs A, round by round: median -0.5% over 2 rounds \
+                    (from -2.0% to +1.0%)"),
             "{lines:?}"
         );
     }

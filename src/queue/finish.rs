@@ -5,14 +5,20 @@
 //! transactions, so the journal adds full pages of rows to commits the queue makes anyway rather
 //! than commits of its own. Under SQLite, which admits one writer at a time, a second stream of
 //! transactions would wait for (and hold up) the claims and enqueues.
+//!
+//! Completions and journal entries share one channel, a finished job's entry in its completion's
+//! message (see `journal` for why).
 
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Duration, Instant};
 
-use super::store::{JobStore, NewEntry};
+use super::journal::Backlog;
+use super::store::{EncodedSteps, JobStore, NewEntry};
 use crate::metrics;
+
+type Entry = NewEntry<EncodedSteps>;
 
 /// Largest batch of completions in one transaction.
 const MAX_BATCH: usize = 512;
@@ -27,54 +33,43 @@ const JOURNAL_CHUNK: usize = 128;
 /// long after its run at most (a little more when the database is busy).
 const JOURNAL_LINGER: Duration = Duration::from_millis(250);
 
-/// What a worker hands the writer about a finished job.
+/// What a worker hands the writer.
 pub(super) enum Completion {
-    Done(i64),
+    /// The job finished; with its run's journal entry when there is one.
+    Done(i64, Option<Entry>),
+    /// A run's journal entry alone (the job was retried or dead-lettered, which the worker
+    /// records itself).
+    Journal(Entry),
     /// Write what is pending (journal entries too), then answer.
     Flush(oneshot::Sender<()>),
 }
 
-/// Records completions (and journal entries, when `journal` is given) until every sender is
-/// gone. A job whose completion is lost in a crash runs again after its lease, reading the
-/// participant first, so nothing is written twice.
+/// Records completions and journal entries until every sender is gone, giving each written
+/// (or failed) entry back to `backlog`. A job whose completion is lost in a crash runs again
+/// after its lease, reading the participant first, so nothing is written twice.
 pub(super) async fn record(
     store: Arc<JobStore>,
     mut completions: mpsc::UnboundedReceiver<Completion>,
-    mut journal: Option<mpsc::Receiver<NewEntry>>,
+    backlog: Arc<Backlog>,
 ) {
-    let mut pending: Vec<NewEntry> = Vec::new();
+    let mut pending: Vec<Entry> = Vec::new();
     let mut due: Option<Instant> = None;
     loop {
         let mut ids = Vec::new();
         let mut flushes = Vec::new();
         let woke = tokio::select! {
             biased;
-            m = completions.recv() => m.map_or(Wake::Closed, Wake::Completion),
-            e = next_entry(&mut journal) => match e {
-                Some(e) => Wake::Entry(e),
-                // Every journal sender is gone; carry on with completions alone.
-                None => { journal = None; continue; }
-            },
+            m = completions.recv() => m.map_or(Wake::Closed, Wake::Message),
             () = sleep_until(due), if due.is_some() => Wake::Due,
         };
         let closed = matches!(woke, Wake::Closed);
-        match woke {
-            Wake::Completion(c) => take(c, &mut ids, &mut flushes),
-            Wake::Entry(e) => pending.push(e),
-            Wake::Due | Wake::Closed => {}
+        if let Wake::Message(m) = woke {
+            take(m, &mut ids, &mut pending, &mut flushes);
         }
-        while ids.len() < MAX_BATCH {
+        while ids.len() < MAX_BATCH && pending.len() < MAX_BATCH {
             match completions.try_recv() {
-                Ok(c) => take(c, &mut ids, &mut flushes),
+                Ok(m) => take(m, &mut ids, &mut pending, &mut flushes),
                 Err(_) => break,
-            }
-        }
-        if let Some(rx) = &mut journal {
-            while pending.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(e) => pending.push(e),
-                    Err(_) => break,
-                }
             }
         }
         if pending.is_empty() {
@@ -95,6 +90,7 @@ pub(super) async fn record(
         };
         if !ids.is_empty() || !entries.is_empty() {
             write(&store, &ids, &entries).await;
+            backlog.release(entries.len());
         }
         for reply in flushes {
             let _ = reply.send(());
@@ -105,14 +101,6 @@ pub(super) async fn record(
     }
 }
 
-/// The next journal entry, or never when there is no journal.
-async fn next_entry(journal: &mut Option<mpsc::Receiver<NewEntry>>) -> Option<NewEntry> {
-    match journal {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
 async fn sleep_until(due: Option<Instant>) {
     if let Some(due) = due {
         tokio::time::sleep_until(due).await;
@@ -120,24 +108,32 @@ async fn sleep_until(due: Option<Instant>) {
 }
 
 enum Wake {
-    Completion(Completion),
-    Entry(NewEntry),
+    Message(Completion),
     /// The pending journal entries have waited long enough.
     Due,
-    /// Every completion sender is gone: write what is left and stop.
+    /// Every sender is gone: write what is left and stop.
     Closed,
 }
 
-fn take(c: Completion, ids: &mut Vec<i64>, flushes: &mut Vec<oneshot::Sender<()>>) {
-    match c {
-        Completion::Done(id) => ids.push(id),
+fn take(
+    m: Completion,
+    ids: &mut Vec<i64>,
+    pending: &mut Vec<Entry>,
+    flushes: &mut Vec<oneshot::Sender<()>>,
+) {
+    match m {
+        Completion::Done(id, entry) => {
+            ids.push(id);
+            pending.extend(entry);
+        }
+        Completion::Journal(entry) => pending.push(entry),
         Completion::Flush(reply) => flushes.push(reply),
     }
 }
 
 /// Writes one batch. When the combined transaction fails, the completions are written alone:
 /// a journal that cannot be written must not make finished jobs run again.
-async fn write(store: &JobStore, ids: &[i64], entries: &[NewEntry]) {
+async fn write(store: &JobStore, ids: &[i64], entries: &[Entry]) {
     let journaled = entries.len() as u64;
     let Err(e) = store.finish_batch(ids, entries).await else {
         if journaled > 0 {

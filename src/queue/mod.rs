@@ -30,7 +30,8 @@ use crate::phone::CallerNumber;
 
 pub use record::{StoredJob, Unreadable};
 pub use store::{
-    DeadLetter, Enqueued, JobStore, JournalEntry, JournalFilter, NewEntry, QueueStats, StoreError,
+    DeadLetter, EncodedSteps, Enqueued, JobStore, JournalEntry, JournalFilter, NewEntry,
+    QueueStats, StoreError,
 };
 pub use worker::{next_step, GiveUp, JobOutcome, NextStep, WorkerPool};
 

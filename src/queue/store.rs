@@ -130,7 +130,7 @@ macro_rules! on_read_pool {
 mod journal;
 mod steps;
 
-pub use journal::{JournalEntry, JournalFilter, NewEntry};
+pub use journal::{EncodedSteps, JournalEntry, JournalFilter, NewEntry};
 
 pub struct JobStore {
     pool: Pool,

@@ -19,7 +19,8 @@ use tokio::task::JoinHandle;
 use tracing::Instrument as _;
 
 use super::finish::Completion;
-use super::store::{now_ms, ClaimedJob, JobStore, NewEntry, StoreError};
+use super::journal::Backlog;
+use super::store::{now_ms, ClaimedJob, JobStore, StoreError};
 use super::JobQueue;
 use crate::config::QueueSettings;
 use crate::metrics;
@@ -143,8 +144,8 @@ struct Context {
     settings: QueueSettings,
     in_flight: Arc<Mutex<HashSet<i64>>>,
     completions: mpsc::UnboundedSender<Completion>,
-    /// To the journal writer, when `[journal]` is on.
-    journal: Option<mpsc::Sender<NewEntry>>,
+    /// The journal entries on their way to the writer, when `[journal]` is on.
+    journal: Option<Arc<Backlog>>,
 }
 
 impl WorkerPool {
@@ -159,18 +160,13 @@ impl WorkerPool {
         let (stop, stop_rx) = watch::channel(false);
         let in_flight = Arc::new(Mutex::new(HashSet::new()));
         let (completions, completed) = mpsc::unbounded_channel();
-        let (journal, journeys) = match queue.journal {
-            Some(_) => {
-                let (entries, received) = mpsc::channel(JOURNAL_BACKLOG);
-                (Some(entries), Some(received))
-            }
-            None => (None, None),
-        };
+        let backlog = Arc::new(Backlog::default());
         tokio::spawn(super::finish::record(
             queue.store.clone(),
             completed,
-            journeys,
+            backlog.clone(),
         ));
+        let journal = queue.journal.is_some().then_some(backlog);
         let context = Arc::new(Context {
             pipeline,
             store: queue.store.clone(),
@@ -220,10 +216,6 @@ impl WorkerPool {
         }
     }
 }
-
-/// Journal entries waiting to be written; past this the newest are dropped (and logged), so a
-/// slow database never holds a worker back.
-const JOURNAL_BACKLOG: usize = 8192;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -338,21 +330,30 @@ async fn run_job(ctx: &Context, claimed: ClaimedJob) {
             .pipeline
             .process_recorded(&job, claimed.attempts, &mut journey)
             .await;
-        let outcome = match processed {
+        let (outcome, done) = match processed {
             Ok(outcome) => {
                 tracing::info!(outcome = outcome.as_str(), "event processed");
-                if ctx.completions.send(Completion::Done(claimed.id)).is_err() {
-                    finish(claimed.id, ctx.store.complete(claimed.id).await);
-                }
-                JobOutcome::Processed(outcome)
+                (JobOutcome::Processed(outcome), true)
             }
-            Err(e) => handle_failure(ctx, &claimed, &e, &mut journey).await,
+            Err(e) => (handle_failure(ctx, &claimed, &e, &mut journey).await, false),
         };
         journey.record(StepKind::Outcome {
             outcome: outcome.as_str().to_owned(),
         });
-        if let Some(journal) = &ctx.journal {
-            super::journal::send(journal, &claimed, &job, outcome.as_str(), journey);
+        let entry = ctx.journal.as_ref().and_then(|backlog| {
+            super::journal::entry(backlog, &claimed, &job, outcome.as_str(), journey)
+        });
+        // A finished job's entry rides in its completion: one message, one wake-up of the
+        // writer (see `journal`).
+        let message = if done {
+            Some(Completion::Done(claimed.id, entry))
+        } else {
+            entry.map(Completion::Journal)
+        };
+        if let Some(message) = message {
+            if ctx.completions.send(message).is_err() && done {
+                finish(claimed.id, ctx.store.complete(claimed.id).await);
+            }
         }
         ::metrics::counter!(metrics::EVENTS, "source" => job.source.as_str(), "outcome" => outcome.as_str())
             .increment(1);

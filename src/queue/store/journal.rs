@@ -38,9 +38,10 @@ pub(super) const SCHEMA: &[&str] = &[
     "DROP INDEX IF EXISTS attrsync_journal_recorded",
 ];
 
-/// One run of an event, to record.
+/// One run of an event, to record: its steps as recorded (`Vec<Step>`) or, after
+/// [`NewEntry::encode`], in their stored form.
 #[derive(Debug, Clone)]
-pub struct NewEntry {
+pub struct NewEntry<S = Vec<Step>> {
     pub job_id: i64,
     pub event_id: String,
     pub conversation_id: String,
@@ -48,7 +49,30 @@ pub struct NewEntry {
     pub attempt: u32,
     pub outcome: String,
     pub accepted_at_ms: i64,
-    pub steps: Vec<Step>,
+    pub steps: S,
+}
+
+/// A run's steps in their stored form (see `steps`); only the store makes one.
+#[derive(Debug, Clone)]
+pub struct EncodedSteps(String);
+
+impl NewEntry {
+    /// This entry with its steps encoded, ready for [`JobStore::finish_batch`]. The queue's
+    /// workers call this on their own threads, each for the run it just finished, so the one
+    /// writer only gathers finished rows.
+    pub fn encode(self) -> Result<NewEntry<EncodedSteps>, StoreError> {
+        let steps = EncodedSteps(steps::encode(&self.steps)?);
+        Ok(NewEntry {
+            job_id: self.job_id,
+            event_id: self.event_id,
+            conversation_id: self.conversation_id,
+            source: self.source,
+            attempt: self.attempt,
+            outcome: self.outcome,
+            accepted_at_ms: self.accepted_at_ms,
+            steps,
+        })
+    }
 }
 
 /// One run of an event, as recorded.
@@ -88,20 +112,26 @@ const COLUMNS: &str = "id, job_id, event_id, conversation_id, source, attempt, o
 impl JobStore {
     /// Records several runs in one transaction.
     pub async fn journal_many(&self, entries: &[NewEntry]) -> Result<(), StoreError> {
-        self.finish_batch(&[], entries).await
+        let encoded = entries
+            .iter()
+            .map(|e| e.clone().encode())
+            .collect::<Result<Vec<_>, _>>()?;
+        self.finish_batch(&[], &encoded).await
     }
 
     /// Marks `done` jobs finished and records `entries`, in one transaction: under SQLite, which
     /// lets one writer in at a time, a second transaction per batch would queue behind (and hold
     /// up) the claims, enqueues and completions. The rows go in multi-row `INSERT`s of bound
     /// values, one statement per [`ROWS_PER_INSERT`] entries.
-    pub async fn finish_batch(&self, done: &[i64], entries: &[NewEntry]) -> Result<(), StoreError> {
+    pub async fn finish_batch(
+        &self,
+        done: &[i64],
+        entries: &[NewEntry<EncodedSteps>],
+    ) -> Result<(), StoreError> {
         if entries.is_empty() {
             return self.complete_many(done).await;
         }
         let now = now_ms();
-        let texts = steps::encode_all(entries.iter().map(|e| e.steps.as_slice()))?;
-        let rows: Vec<_> = entries.iter().zip(&texts).collect();
         let completed = (!done.is_empty()).then(|| super::complete_sql(done));
         macro_rules! insert_in {
             ($pool:expr) => {{
@@ -109,12 +139,12 @@ impl JobStore {
                 if let Some(sql) = &completed {
                     sqlx::query(sql).bind(now).execute(&mut *tx).await?;
                 }
-                for chunk in rows.chunks(ROWS_PER_INSERT) {
+                for chunk in entries.chunks(ROWS_PER_INSERT) {
                     let mut insert = sqlx::QueryBuilder::new(
                         "INSERT INTO attrsync_journal (job_id, event_id, conversation_id, source, \
                          attempt, outcome, accepted_at, recorded_at, steps) ",
                     );
-                    insert.push_values(chunk, |mut row, (entry, steps)| {
+                    insert.push_values(chunk, |mut row, entry| {
                         row.push_bind(entry.job_id)
                             .push_bind(entry.event_id.as_str())
                             .push_bind(entry.conversation_id.as_str())
@@ -123,7 +153,7 @@ impl JobStore {
                             .push_bind(entry.outcome.as_str())
                             .push_bind(entry.accepted_at_ms)
                             .push_bind(now)
-                            .push_bind(steps.as_str());
+                            .push_bind(entry.steps.0.as_str());
                     });
                     insert.build().execute(&mut *tx).await?;
                 }

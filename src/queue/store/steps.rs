@@ -11,6 +11,7 @@
 //! read back exactly. Changing it would make `z1:` values unreadable, so a new one needs a new
 //! prefix beside this one.
 
+use std::cell::RefCell;
 use std::sync::LazyLock;
 
 use base64::Engine as _;
@@ -42,22 +43,33 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("journal steps: {e}"))
 }
 
-/// Encodes each run's steps; one compressor serves the whole batch.
-pub(super) fn encode_all<'a>(
-    runs: impl IntoIterator<Item = &'a [Step]>,
-) -> Result<Vec<String>, StoreError> {
-    let dictionary = ENCODER.as_ref().map_err(corrupt)?;
-    let mut compressor = Compressor::with_prepared_dictionary(dictionary).map_err(corrupt)?;
-    runs.into_iter()
-        .map(|steps| {
-            let json = serde_json::to_vec(steps).map_err(corrupt)?;
-            let packed = compressor.compress(&json).map_err(corrupt)?;
-            let mut text = String::with_capacity(PREFIX.len() + packed.len() * 4 / 3 + 4);
-            text.push_str(PREFIX);
-            base64::engine::general_purpose::STANDARD_NO_PAD.encode_string(&packed, &mut text);
-            Ok(text)
-        })
-        .collect()
+thread_local! {
+    /// One compressor per thread, made on first use: a compressor's context is worth keeping
+    /// (creating one allocates its tables), and the runs are encoded on the worker threads.
+    static COMPRESSOR: RefCell<Option<Compressor<'static>>> = const { RefCell::new(None) };
+}
+
+/// Encodes one run's steps in their stored form (about 2.5 µs for a patched call's in a
+/// release build). Called by the worker that ran the event rather than by the journal's one
+/// writer, so the encoding runs on every worker thread at once and the steps' many small
+/// strings are freed on the thread that allocated them.
+pub(super) fn encode(steps: &[Step]) -> Result<String, StoreError> {
+    let json = serde_json::to_vec(steps).map_err(corrupt)?;
+    let packed = COMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let compressor = match &mut *cell {
+            Some(c) => c,
+            empty => {
+                let dictionary = ENCODER.as_ref().map_err(corrupt)?;
+                empty.insert(Compressor::with_prepared_dictionary(dictionary).map_err(corrupt)?)
+            }
+        };
+        compressor.compress(&json).map_err(corrupt)
+    })?;
+    let mut text = String::with_capacity(PREFIX.len() + packed.len() * 4 / 3 + 4);
+    text.push_str(PREFIX);
+    base64::engine::general_purpose::STANDARD_NO_PAD.encode_string(&packed, &mut text);
+    Ok(text)
 }
 
 /// Reads stored steps back; [`Decoder`] keeps one decompressor for a page of entries.
@@ -138,7 +150,7 @@ mod tests {
     #[test]
     fn steps_read_back_exactly_as_they_were_written() {
         let runs = [patched_call(), Vec::new()];
-        let stored = encode_all(runs.iter().map(Vec::as_slice)).unwrap();
+        let stored: Vec<String> = runs.iter().map(|r| encode(r).unwrap()).collect();
         let mut decoder = Decoder::new().unwrap();
         for (run, text) in runs.iter().zip(&stored) {
             assert!(text.starts_with("z1:"), "{text}");
@@ -150,7 +162,7 @@ mod tests {
     fn a_patched_calls_steps_take_a_fraction_of_their_json() {
         let steps = patched_call();
         let json = serde_json::to_string(&steps).unwrap();
-        let stored = encode_all([steps.as_slice()]).unwrap().remove(0);
+        let stored = encode(&steps).unwrap();
         assert!(
             stored.len() * 3 < json.len(),
             "{} bytes stored for {} bytes of JSON",
@@ -166,7 +178,7 @@ mod tests {
             journey.nothing_written(&format!("reason {n}: ünïcödé and \"quotes\""));
         }
         let steps = journey.into_steps();
-        let stored = encode_all([steps.as_slice()]).unwrap().remove(0);
+        let stored = encode(&steps).unwrap();
         assert_eq!(Decoder::new().unwrap().decode(&stored).unwrap(), steps);
     }
 
