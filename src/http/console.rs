@@ -37,6 +37,7 @@ pub async fn home(
     let body = format!(
         "{}<h2>Recent events</h2>{}",
         page::filters(
+            "",
             params.outcome.as_deref().unwrap_or(""),
             params.source.as_deref().unwrap_or("")
         ),
@@ -57,9 +58,11 @@ pub async fn conversation(
     Query(search): Query<Search>,
 ) -> Result<Response, ApiError> {
     let Ok(id) = ConversationId::parse(search.id.trim()) else {
+        // Shown back (escaped, and no longer than a search box needs) so it can be corrected.
+        let typed: String = search.id.trim().chars().take(100).collect();
         let body = format!(
             "{}<p id=\"not-found\">Not a conversation id.</p>",
-            page::filters("", "")
+            page::filters(&typed, "", "")
         );
         return Ok(html("Conversation", &body));
     };
@@ -74,7 +77,7 @@ pub async fn conversation(
     .await?;
     let body = format!(
         "{}<p>Conversation <code id=\"conversation\">{}</code></p>{}",
-        page::filters("", ""),
+        page::filters(id.as_str(), "", ""),
         page::esc(id.as_str()),
         page::entries_table(&found)
     );

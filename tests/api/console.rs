@@ -299,6 +299,11 @@ async fn an_operator_finds_why_in_the_console_and_replays_a_dead_letter() {
         .await;
     browser.click("#search-button").await;
     assert_eq!(browser.text("#conversation").await, patched.conversation_id);
+    let searched = format!("value=\"{}\"", patched.conversation_id);
+    assert!(
+        browser.source().await.contains(&searched),
+        "the search box keeps the id searched for"
+    );
     assert_eq!(browser.count("a.event").await, 1);
     browser.click("a.event").await;
     let steps = browser.text("ol.timeline").await;

@@ -48,15 +48,17 @@ pub fn layout(title: &str, body: &str) -> String {
 }
 
 /// The search and filter forms above the recent events.
-pub fn filters(outcome: &str, source: &str) -> String {
+pub fn filters(conversation: &str, outcome: &str, source: &str) -> String {
     format!(
         "<form method=\"get\" action=\"/console/conversations\" id=\"search\">\
-         <label>Conversation id <input name=\"id\" id=\"conversation-id\" size=\"40\"></label>\
+         <label>Conversation id <input name=\"id\" id=\"conversation-id\" size=\"40\" \
+         value=\"{}\"></label>\
          <button type=\"submit\" id=\"search-button\">Search</button></form>\
          <form method=\"get\" action=\"/console\" id=\"filter\">\
          <label>Outcome <input name=\"outcome\" id=\"outcome\" value=\"{}\"></label>\
          <label>Source <input name=\"source\" id=\"source\" value=\"{}\"></label>\
          <button type=\"submit\" id=\"filter-button\">Filter</button></form>",
+        esc(conversation),
         esc(outcome),
         esc(source)
     )
@@ -311,5 +313,15 @@ mod tests {
             "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;"
         );
         assert_eq!(segment("a/b c"), "a%2Fb%20c");
+    }
+
+    #[test]
+    fn the_search_box_keeps_what_was_searched_for_as_text() {
+        let form = filters("\"><b>x", "crm_miss", "");
+        assert!(
+            form.contains("id=\"conversation-id\" size=\"40\" value=\"&quot;&gt;&lt;b&gt;x\""),
+            "{form}"
+        );
+        assert!(form.contains("id=\"outcome\" value=\"crm_miss\""), "{form}");
     }
 }
