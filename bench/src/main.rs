@@ -77,6 +77,10 @@ struct Args {
     /// summarise the median: one run on a shared machine says little about a few per cent.
     #[arg(long, value_name = "N", default_value_t = 1)]
     repeat: usize,
+    /// Run each child's queue (and journal) on this PostgreSQL database instead of a SQLite
+    /// file: a fresh schema per child, dropped at the end.
+    #[arg(long, value_name = "URL")]
+    queue_postgres: Option<String>,
     /// The attrsync binary (default: next to this one).
     #[arg(long, value_name = "PATH")]
     attrsync: Option<PathBuf>,
@@ -189,6 +193,8 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             .ok()
             .filter(|s| !s.trim().is_empty()),
         child_env: Vec::new(),
+        queue_postgres: args.queue_postgres.clone(),
+        queue_schemas: Default::default(),
     };
 
     let machine = report::machine();
@@ -266,6 +272,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         report::write_json(&args.json, &doc)?;
     }
 
+    bench.drop_queue_schemas().await;
     println!("summary");
     println!("{}", report::header());
     for r in &results {

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use serde_json::{json, Value};
+use sqlx::Executor as _;
 
 use crate::child::{free_port, AttrsyncChild, ChildSpec, Prom};
 use crate::load::{self};
@@ -155,6 +156,10 @@ pub struct Bench {
     /// Settings given to every child on top of the scenario's (`--journal-both` sets
     /// `ATTRSYNC_JOURNAL__ENABLED`).
     pub child_env: Vec<(String, String)>,
+    /// `--queue-postgres`: the database each child's queue lives in, instead of SQLite.
+    pub queue_postgres: Option<String>,
+    /// The schemas made for the children's queues, dropped by [`Bench::drop_queue_schemas`].
+    pub queue_schemas: std::sync::Mutex<Vec<String>>,
 }
 
 pub(super) struct Secrets {
@@ -279,7 +284,23 @@ impl Bench {
             .with_context(|| format!("creating {}", run_dir.display()))?;
         let mut extra = extra;
         extra.extend(self.child_env.iter().cloned());
-        if self.has_queue_path {
+        if let Some(url) = &self.queue_postgres {
+            // A fresh schema per child: nothing left over from an earlier run.
+            let schema = format!("bench_queue_{}", uuid::Uuid::new_v4().simple());
+            let admin = Self::queue_admin(url).await?;
+            admin
+                .execute(format!("CREATE SCHEMA {schema}").as_str())
+                .await
+                .context("creating the queue's schema")?;
+            if let Ok(mut made) = self.queue_schemas.lock() {
+                made.push(schema.clone());
+            }
+            extra.extend([
+                ("ATTRSYNC_QUEUE__BACKEND".to_owned(), "postgres".to_owned()),
+                ("ATTRSYNC_QUEUE__POSTGRES_URL".to_owned(), url.clone()),
+                ("ATTRSYNC_QUEUE__POSTGRES_SCHEMA".to_owned(), schema),
+            ]);
+        } else if self.has_queue_path {
             // A fresh queue database per child: nothing left over from an earlier run.
             extra.push((
                 "ATTRSYNC_QUEUE__SQLITE_PATH".to_owned(),
@@ -486,6 +507,42 @@ pub fn has_setting(default_toml: &str, section: &str, key: &str) -> bool {
 pub fn genesys_integer(default_toml: &str, key: &str) -> Option<i64> {
     let table: toml::Table = default_toml.parse().ok()?;
     table.get("genesys")?.as_table()?.get(key)?.as_integer()
+}
+
+impl Bench {
+    async fn queue_admin(url: &str) -> anyhow::Result<sqlx::PgPool> {
+        tokio::time::timeout(Duration::from_secs(5), sqlx::PgPool::connect(url))
+            .await
+            .context("PostgreSQL (--queue-postgres) did not answer")?
+            .context("connecting to --queue-postgres")
+    }
+
+    /// Drops the schemas made for the children's queues (`--queue-postgres`).
+    pub async fn drop_queue_schemas(&self) {
+        let made: Vec<String> = self
+            .queue_schemas
+            .lock()
+            .map(|mut m| std::mem::take(&mut *m))
+            .unwrap_or_default();
+        let (Some(url), false) = (&self.queue_postgres, made.is_empty()) else {
+            return;
+        };
+        let Ok(admin) = Self::queue_admin(url).await else {
+            eprintln!(
+                "could not drop the bench's queue schemas: {}",
+                made.join(", ")
+            );
+            return;
+        };
+        for schema in made {
+            if let Err(e) = admin
+                .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
+                .await
+            {
+                eprintln!("could not drop schema {schema}: {e}");
+            }
+        }
+    }
 }
 
 #[cfg(test)]
