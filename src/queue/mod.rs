@@ -6,7 +6,8 @@
 //! - `worker`: the [`WorkerPool`] that claims due jobs, runs the pipeline and decides what a
 //!   failure means (`next_step`, a pure function);
 //! - `finish`: the one writer of finished jobs and their journeys, a transaction per batch;
-//! - `journal`: hands each run's journey to that writer without blocking a worker;
+//! - `journal`: turns each run's journey into an encoded entry, on the worker that ran it, for
+//!   that writer (with the job's completion), never blocking the worker;
 //! - `store`: the SQLite/PostgreSQL tables (the journal's in `store::journal`); `record`: the
 //!   stored form of a job.
 
